@@ -1,0 +1,1 @@
+"""codecurate's pipeline core: recipes, the stage runner, storage and the CLI."""

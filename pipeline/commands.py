@@ -1,0 +1,91 @@
+"""Core subcommands: run, status, report, demo."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _vars(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs or []:
+        k, sep, v = p.partition("=")
+        if not sep:
+            raise SystemExit(f"codecurate: --var expects KEY=VALUE, got {p!r}")
+        out[k] = v
+    return out
+
+
+def cmd_run(args) -> int:
+    from pipeline.recipe import RecipeError, load_recipe
+    from pipeline.runner import Runner, RunError
+
+    try:
+        recipe = load_recipe(args.recipe, _vars(args.var))
+        if args.run_dir:
+            recipe.run_dir = args.run_dir
+        runner = Runner(recipe, executor=args.executor, address=args.address, workers=args.workers, progress=not args.quiet)
+        if args.fresh:
+            runner.fresh(args.fresh.split(","))
+        only = args.stages.split(",") if args.stages else None
+        result = runner.run(only)
+    except RecipeError as e:
+        for line in e.problems:
+            print(line, file=sys.stderr)
+        return 2
+    except (RunError, KeyError) as e:
+        print(f"codecurate: {e}", file=sys.stderr)
+        return 1
+    print(f"run complete: {result.run_dir} (ran: {', '.join(result.ran) or 'none'}; already done: {', '.join(result.skipped) or 'none'})")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from pipeline.status import print_status
+
+    return print_status(args.run_dir)
+
+
+def cmd_report(args) -> int:
+    from pipeline.report import write_report
+
+    path = write_report(args.run_dir, args.output)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(run_dir=args.run_dir, executor=args.executor, workers=args.workers)
+
+
+def add_run_options(p) -> None:
+    p.add_argument("--executor", choices=["ray", "local"], help="ray (default in recipes) or local")
+    p.add_argument("--address", help="HOST:PORT of an existing Ray cluster")
+    p.add_argument("--workers", type=int, help="tasks run at once (outputs do not depend on it)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a recipe")
+    p.add_argument("recipe")
+    add_run_options(p)
+    p.add_argument("--stages", help="comma-separated stage names to run (their inputs must be complete)")
+    p.add_argument("--run-dir", help="override the recipe's run_dir")
+    p.add_argument("--var", action="append", help="KEY=VALUE for ${KEY} in the recipe (repeatable)")
+    p.add_argument("--fresh", help="comma-separated stages to delete and run again")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="per-stage progress of a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help="write report.html for a run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--output", help="where to write (default RUN_DIR/report.html)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="build sample data and run configs/demo.yaml end to end")
+    p.add_argument("--run-dir", default="runs/demo")
+    add_run_options(p)
+    p.set_defaults(func=cmd_demo)

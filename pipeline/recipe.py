@@ -1,0 +1,254 @@
+"""Recipes: YAML files that name a run's stages, validated with pydantic on load.
+
+Every problem in a recipe becomes one line `FILE: KEY: what was expected`, all problems are
+reported at once, and nothing is written before the whole recipe is valid.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline import registry
+from pipeline.stage import StageSpec
+
+
+class RecipeError(Exception):
+    """A recipe is invalid. `problems` holds one human-readable line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+# ---- reusable field types for stage kinds -------------------------------------------------
+
+
+def _check_input_path(p: str) -> str:
+    if "://" in p:  # remote paths are checked when read; a validator must not hang on a network
+        return p
+    if any(c in p for c in "*?["):
+        if not glob.glob(p, recursive=True):
+            raise ValueError(f"no file matches {p!r}")
+    elif not Path(p).exists():
+        raise ValueError(f"input path does not exist: {p!r}")
+    return p
+
+
+InputPath = Annotated[str, AfterValidator(_check_input_path)]
+"""A path that must exist (local paths and globs are checked at load; remote ones when read)."""
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _check_ratios(r: dict[str, float]) -> dict[str, float]:
+    if not r:
+        raise ValueError("at least one ratio is required")
+    bad = {k: v for k, v in r.items() if not 0.0 <= v <= 1.0}
+    if bad:
+        raise ValueError(f"ratios must lie in [0, 1], got {bad}")
+    total = sum(r.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"ratios must sum to 1, got {total:g} ({r})")
+    return r
+
+
+Ratios = Annotated[dict[str, float], AfterValidator(_check_ratios)]
+"""Named ratios in [0, 1] that sum to 1 (e.g. a code/math/natural-language mix)."""
+
+
+# ---- the recipe ---------------------------------------------------------------------------
+
+
+class RecipeHead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    run_dir: str
+    seed: int = 0
+    executor: Literal["ray", "local"] = "ray"
+    workers: int = Field(default=2, ge=1)
+    vars: dict[str, str] = {}
+    stages: list[dict[str, Any]] = Field(min_length=1)
+
+
+class Recipe(BaseModel):
+    name: str
+    run_dir: str
+    seed: int
+    executor: Literal["ray", "local"]
+    workers: int
+    stages: list[StageSpec]
+    source: str = ""
+    raw: dict[str, Any] = {}
+
+    def stage(self, name: str) -> StageSpec:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def order(self) -> list[StageSpec]:
+        """Stages in dependency order (listing order among independent stages)."""
+        done: set[str] = set()
+        out: list[StageSpec] = []
+        pending = list(self.stages)
+        while pending:
+            for s in pending:
+                if all(i in done for i in s.inputs):
+                    out.append(s)
+                    done.add(s.name)
+                    pending.remove(s)
+                    break
+        return out
+
+    def upstream(self, names: list[str]) -> set[str]:
+        """All stages that the named stages depend on, transitively."""
+        seen: set[str] = set()
+        todo = list(names)
+        while todo:
+            for i in self.stage(todo.pop()).inputs:
+                if i not in seen:
+                    seen.add(i)
+                    todo.append(i)
+        return seen
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _interpolate(obj: Any, env: dict[str, str], problems: list[str], where: str, loc: str = "") -> Any:
+    if isinstance(obj, str):
+
+        def sub(m: re.Match) -> str:
+            if m.group(1) not in env:
+                problems.append(f"{where}: {loc}: unknown variable ${{{m.group(1)}}} (known: {', '.join(sorted(env))})")
+                return m.group(0)
+            return env[m.group(1)]
+
+        return _VAR.sub(sub, obj)
+    if isinstance(obj, dict):
+        return {k: _interpolate(v, env, problems, where, f"{loc}.{k}" if loc else str(k)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_interpolate(v, env, problems, where, f"{loc}[{i}]") for i, v in enumerate(obj)]
+    return obj
+
+
+def _loc(parts: tuple) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _describe(err: dict, model: type[BaseModel] | None, prefix: str) -> str:
+    loc = _loc(tuple(err["loc"]))
+    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "(top level)")
+    t = err["type"]
+    if t == "extra_forbidden":
+        allowed = sorted(model.model_fields) if model else []
+        return f"{key}: unknown key (expected one of: {', '.join(allowed)})"
+    if t == "missing":
+        return f"{key}: missing required key"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    if t.endswith("_type") or t.endswith("_parsing") or t == "literal_error":
+        return f"{key}: {msg} (got {got!r})"
+    return f"{key}: {msg}"
+
+
+def parse_recipe(data: Any, source: str = "<recipe>", overrides: dict[str, str] | None = None) -> Recipe:
+    """Validate an already-parsed YAML mapping. Raises `RecipeError` listing every problem."""
+    where = source
+    if not isinstance(data, dict):
+        raise RecipeError([f"{where}: the recipe must be a mapping of keys, got {type(data).__name__}"])
+    try:
+        head = RecipeHead.model_validate(data)
+    except ValidationError as e:
+        raise RecipeError([f"{where}: {_describe(err, RecipeHead, '')}" for err in e.errors()]) from None
+
+    problems: list[str] = []
+    env = {"run_dir": head.run_dir, **head.vars, **(overrides or {})}
+    env["run_dir"] = _interpolate(env["run_dir"], {k: v for k, v in env.items() if k != "run_dir"}, problems, where, "run_dir")
+    run_dir = env["run_dir"]
+    stages: list[StageSpec] = []
+    names: set[str] = set()
+    for i, raw in enumerate(head.stages):
+        label = f"stages[{i}]"
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: {label}: a stage must be a mapping, got {type(raw).__name__}")
+            continue
+        name = raw.get("name")
+        if isinstance(name, str):
+            label = f"stages.{name}"
+        kind = raw.get("kind")
+        if kind not in registry.KINDS:
+            problems.append(f"{where}: {label}.kind: unknown stage kind {kind!r} (expected one of: {', '.join(sorted(registry.KINDS))})")
+            continue
+        cls = registry.kind_class(kind)
+        raw = _interpolate(raw, env, problems, where, label)
+        try:
+            spec = cls.model_validate(raw)
+        except ValidationError as e:
+            problems += [f"{where}: {_describe(err, cls, label)}" for err in e.errors()]
+            continue
+        if spec.name in names:
+            problems.append(f"{where}: {label}.name: duplicate stage name {spec.name!r}")
+        names.add(spec.name)
+        if cls.needs_input and not spec.inputs:
+            problems.append(f"{where}: {label}.input: stage kind {kind!r} needs an input stage")
+        stages.append(spec)
+
+    for s in stages:
+        for inp in s.inputs:
+            if inp not in names:
+                problems.append(f"{where}: stages.{s.name}.input: unknown stage {inp!r} (stages: {', '.join(sorted(names))})")
+    if not problems:
+        problems += _cycles(stages, where)
+    if problems:
+        raise RecipeError(problems)
+    return Recipe(
+        name=head.name,
+        run_dir=run_dir,
+        seed=head.seed,
+        executor=head.executor,
+        workers=head.workers,
+        stages=stages,
+        source=source,
+        raw=_interpolate(data, env, [], where),
+    )
+
+
+def _cycles(stages: list[StageSpec], where: str) -> list[str]:
+    deps = {s.name: set(s.inputs) for s in stages}
+    done: set[str] = set()
+    while True:
+        ready = [n for n, d in deps.items() if n not in done and d <= done]
+        if not ready:
+            break
+        done.update(ready)
+    stuck = sorted(set(deps) - done)
+    return [f"{where}: stages: dependency cycle among {', '.join(stuck)}"] if stuck else []
+
+
+def load_recipe(path: str | Path, overrides: dict[str, str] | None = None) -> Recipe:
+    """Read and validate a recipe file. Raises `RecipeError` with one line per problem."""
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise RecipeError([f"{path}: cannot read recipe: {e.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise RecipeError([f"{path}: invalid YAML: {at}{problem}"]) from None
+    return parse_recipe(data, path, overrides)

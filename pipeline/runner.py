@@ -1,0 +1,189 @@
+"""Run a recipe: stages in dependency order, each as one or more executor phases.
+
+Layout of a run directory:
+
+    <run_dir>/recipe.json                 the resolved recipe of the last run
+    <run_dir>/<stage>/part-NNNNN.parquet  the stage's output, one shard per task
+    <run_dir>/<stage>/_stats.json         docs and bytes in / kept / dropped per reason, timings
+    <run_dir>/<stage>/_SUCCESS            written last; holds the hash of the stage's config
+    <run_dir>/<stage>/_logs/<phase>/      datatrove completions, per-task stats and logs
+    <run_dir>/<stage>/_work/              intermediate data of multi-phase stages
+
+Resume: completed tasks are skipped (datatrove completion markers) and completed stages are
+skipped (`_SUCCESS`); outputs are written atomically per task, so a killed run that is run
+again ends with the same bytes as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from pipeline import accounting, documents, storage
+from pipeline.executors import make_executor, quiet_console, start_ray
+from pipeline.recipe import Recipe
+from pipeline.stage import StageContext, StageSpec
+
+
+class RunError(Exception):
+    """A stage could not complete; the message is one line for the user."""
+
+
+@dataclass
+class RunResult:
+    run_dir: str
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def stage_hash(spec: StageSpec, seed: int) -> str:
+    return hashlib.sha256(documents.dumps({"seed": seed, "spec": spec.model_dump(mode="json")}).encode()).hexdigest()[:16]
+
+
+def _completed(logging_dir: str) -> int:
+    fs, p = storage.fs_and_path(logging_dir)
+    d = p.rstrip("/") + "/completions"
+    return len(fs.ls(d)) if fs.exists(d) else 0
+
+
+def _watch(label: str, logging_dir: str, tasks: int, stop: threading.Event, show: bool) -> None:
+    bar = tqdm(total=tasks, desc=label, unit="task", disable=not show, leave=True, dynamic_ncols=True)
+    last = 0
+    while True:
+        n = _completed(logging_dir)
+        if n > last:
+            bar.update(n - last)
+            last = n
+        if stop.is_set():
+            break
+        stop.wait(0.5)
+    bar.close()
+
+
+class Runner:
+    def __init__(
+        self,
+        recipe: Recipe,
+        executor: str | None = None,
+        address: str | None = None,
+        workers: int | None = None,
+        progress: bool = True,
+    ):
+        self.recipe = recipe
+        self.executor = executor or recipe.executor
+        if address and self.executor != "ray":
+            raise RunError("--address joins a Ray cluster; it needs --executor ray")
+        self.address = address
+        self.workers = workers or recipe.workers
+        self.progress = progress
+        self.run_dir = recipe.run_dir
+
+    def stage_dir(self, name: str) -> str:
+        return storage.join(self.run_dir, name)
+
+    def is_done(self, spec: StageSpec) -> bool:
+        marker = storage.join(self.stage_dir(spec.name), "_SUCCESS")
+        if not storage.exists(marker):
+            return False
+        with storage.open_file(marker, "r") as f:
+            saved = f.read().strip()
+        if saved != stage_hash(spec, self.recipe.seed):
+            raise RunError(
+                f"stage {spec.name!r} in {self.run_dir} was completed with a different config; "
+                f"run with --fresh {spec.name} to redo it, or use a new run_dir"
+            )
+        return True
+
+    def fresh(self, names: list[str]) -> None:
+        """Delete the named stages' outputs so they run again."""
+        for n in names:
+            self.recipe.stage(n)  # KeyError for unknown names, handled by the CLI
+            fs, p = storage.fs_and_path(self.stage_dir(n))
+            if fs.exists(p):
+                fs.rm(p, recursive=True)
+
+    def run(self, only: list[str] | None = None) -> RunResult:
+        quiet_console()
+        order = self.recipe.order()
+        if only:
+            unknown = [n for n in only if n not in {s.name for s in order}]
+            if unknown:
+                raise RunError(f"unknown stage(s) in --stages: {', '.join(unknown)}")
+            order = [s for s in order if s.name in only]
+        storage.write_json(storage.join(self.run_dir, "recipe.json"), self.recipe.raw | {"source": self.recipe.source})
+        started_ray = ray_ready = False
+        result = RunResult(self.run_dir)
+        try:
+            for spec in order:
+                for up in spec.inputs:
+                    if not self.is_done(self.recipe.stage(up)):
+                        raise RunError(f"stage {spec.name!r} needs {up!r}, which has not completed; run it first")
+                if self.is_done(spec):
+                    result.skipped.append(spec.name)
+                    continue
+                if self.executor == "ray" and not ray_ready:
+                    started_ray = start_ray(self.address)
+                    ray_ready = True
+                self.run_stage(spec)
+                result.ran.append(spec.name)
+        finally:
+            if started_ray:
+                import ray
+
+                ray.shutdown()
+        return result
+
+    def run_stage(self, spec: StageSpec) -> dict:
+        sdir = self.stage_dir(spec.name)
+        ctx = StageContext(
+            run_dir=self.run_dir,
+            stage=spec.name,
+            seed=self.recipe.seed,
+            input_dirs=[self.stage_dir(i) for i in spec.inputs],
+        )
+        t0 = time.time()
+        phases_info = []
+        all_stats = []
+        for phase in spec.phases(ctx):
+            logdir = storage.join(sdir, "_logs", phase.name)
+            label = spec.name if phase.name == "main" else f"{spec.name}/{phase.name}"
+            ex = make_executor(self.executor, phase.steps, phase.tasks, self.workers, logdir)
+            stop = threading.Event()
+            watcher = threading.Thread(target=_watch, args=(label, logdir, phase.tasks, stop, self.progress), daemon=True)
+            watcher.start()
+            p0 = time.time()
+            try:
+                ex.run()
+            except Exception as e:  # the executor re-raises the first failing task's error
+                raise RunError(f"stage {spec.name!r} failed: {type(e).__name__}: {e} (task logs: {logdir}/logs)") from e
+            finally:
+                stop.set()
+                watcher.join()
+            done = _completed(logdir)
+            if done < phase.tasks:
+                raise RunError(
+                    f"stage {spec.name!r} phase {phase.name!r}: only {done}/{phase.tasks} tasks completed "
+                    f"(task logs: {logdir}/logs); run again to resume"
+                )
+            all_stats += accounting.task_stats(logdir)
+            phases_info.append({"name": phase.name, "tasks": phase.tasks, "elapsed_s": round(time.time() - p0, 3)})
+        books = accounting.merge(all_stats)
+        stats = {
+            "stage": spec.name,
+            "kind": spec.kind,
+            "inputs": spec.inputs,
+            "tasks": phases_info[-1]["tasks"] if phases_info else 0,
+            "phases": phases_info,
+            "elapsed_s": round(time.time() - t0, 3),
+            "executor": self.executor,
+            **books,
+        }
+        storage.write_json(storage.join(sdir, "_stats.json"), stats)
+        with storage.open_file(storage.join(sdir, "_SUCCESS"), "w") as f:
+            f.write(stage_hash(spec, self.recipe.seed) + "\n")
+        return stats
+

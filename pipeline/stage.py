@@ -1,0 +1,102 @@
+"""What a stage kind is: a pydantic model of its recipe keys that builds datatrove steps.
+
+A recipe stage names a `kind`; the kind's class (see `pipeline.registry`) validates the
+stage's keys (unknown keys are errors) and turns them into one or more phases. Each phase is
+a list of `PipelineStep`s that an executor runs over `tasks` tasks. A plain stage has one
+phase: the runner reads the upstream shards, runs `build()`'s steps, and writes
+`part-NNNNN.parquet`, one shard per task, so downstream stages get one input file per task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from datatrove.pipeline.base import PipelineStep
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline import storage
+
+
+@dataclass
+class Phase:
+    """One executor run inside a stage. Phases run in order; each has its own completion markers."""
+
+    name: str
+    steps: list[PipelineStep]
+    tasks: int
+
+
+@dataclass
+class StageContext:
+    run_dir: str
+    stage: str
+    seed: int
+    input_dirs: list[str] = field(default_factory=list)
+    recipe_dir: str = "."
+
+    @property
+    def stage_dir(self) -> str:
+        return storage.join(self.run_dir, self.stage)
+
+    def work_dir(self, *parts: str) -> str:
+        """Scratch space for intermediate phases (kept for resume, under `<stage>/_work/`)."""
+        return storage.join(self.stage_dir, "_work", *parts)
+
+    @property
+    def input_files(self) -> list[str]:
+        return storage.list_shards(self.input_dirs)
+
+    @property
+    def stage_seed(self) -> int:
+        """A seed that differs per stage but is fixed by the recipe seed and stage name."""
+        h = hashlib.sha256(f"{self.seed}:{self.stage}".encode()).digest()
+        return int.from_bytes(h[:4], "little")
+
+    def reader(self, **kw: Any) -> PipelineStep:
+        from pipeline.io import ShardReader
+
+        return ShardReader(self.input_dirs, **kw)
+
+    def writer(self, output_dir: str | None = None) -> PipelineStep:
+        from pipeline.io import ShardWriter
+
+        return ShardWriter(output_dir or self.stage_dir)
+
+
+class StageSpec(BaseModel):
+    """Keys every stage has. Subclasses add their own, with defaults and constraints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: str
+    input: str | list[str] | None = None
+    tasks: int | None = Field(default=None, ge=1)
+
+    # whether the stage needs upstream input (False for ingest stages)
+    needs_input: ClassVar[bool] = True
+
+    @property
+    def inputs(self) -> list[str]:
+        if self.input is None:
+            return []
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        """The steps between the reader and the writer (or the source steps of an ingest stage)."""
+        return []
+
+    def default_tasks(self, ctx: StageContext) -> int:
+        return max(1, len(ctx.input_files)) if self.inputs else 1
+
+    def phases(self, ctx: StageContext) -> list[Phase]:
+        tasks = self.tasks or self.default_tasks(ctx)
+        head = [ctx.reader()] if self.inputs else []
+        return [Phase("main", head + self.build(ctx) + [ctx.writer()], tasks)]
+
+    @classmethod
+    def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
+        """Extra (title, html) sections for `codecurate report`; figures as embedded PNGs."""
+        return []

@@ -1,0 +1,1 @@
+"""The stage kinds that ship with the pipeline core."""

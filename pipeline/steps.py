@@ -1,0 +1,92 @@
+"""Base classes for codecurate's datatrove steps, with document accounting built in.
+
+Every stage must account for every input document: `in == kept + sum(dropped[reason])`.
+Steps record this through three calls that write datatrove stats under the `acct/` prefix;
+the runner sums them over all steps and tasks of a stage into `_stats.json`.
+
+- `count_in(doc)`: a document entered the stage (readers and source steps);
+- `drop(doc, reason)`: a document left the stage, with a reason (filters, failed reads);
+- `count_kept(doc)`: a document was written (the shard writer).
+
+`Accounted` wraps a third-party step (e.g. a datatrove filter) and attributes every document
+it swallows to one reason, so foreign steps keep the books balanced too.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from pipeline.documents import text_bytes
+
+ACCT = "acct/"
+
+
+class Step(PipelineStep):
+    """A datatrove step with accounting helpers. Subclasses implement `run`."""
+
+    type = "codecurate"
+
+    def count_in(self, doc: Document | None = None, nbytes: int | None = None) -> None:
+        self.stat_update(ACCT + "in")
+        self.stat_update(ACCT + "in_bytes", value=nbytes if nbytes is not None else text_bytes(doc), unit="doc")
+
+    def count_kept(self, doc: Document) -> None:
+        self.stat_update(ACCT + "kept")
+        self.stat_update(ACCT + "kept_bytes", value=text_bytes(doc), unit="doc")
+
+    def drop(self, doc: Document | None, reason: str, nbytes: int | None = None) -> None:
+        """Record that `doc` leaves the stage. `nbytes` stands in when there is no text (unreadable input)."""
+        self.stat_update(ACCT + "dropped/" + reason)
+        n = nbytes if nbytes is not None else (text_bytes(doc) if doc is not None else 0)
+        self.stat_update(ACCT + "dropped_bytes/" + reason, value=n, unit="doc")
+
+
+class Accounted(Step):
+    """Run a foreign step and count the documents it removes as dropped for `reason`."""
+
+    def __init__(self, step: PipelineStep, reason: str | None = None):
+        super().__init__()
+        self.step = step
+        self.reason = reason or type(step).__name__
+        self.name = f"accounted({self.reason})"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        # Filters stream in order, so any document read before the one that comes out, and
+        # not itself come out, was dropped by the wrapped step.
+        pending: deque[Document] = deque()
+
+        def tap(docs):
+            for d in docs:
+                pending.append(d)
+                yield d
+
+        for out in self.step.run(tap(data), rank, world_size):
+            while pending and pending[0] is not out:
+                self.drop(pending.popleft(), self.reason)
+            if pending:
+                pending.popleft()
+            yield out
+        for d in pending:
+            self.drop(d, self.reason)
+        # keep the wrapped step's own stats visible in stats.json
+        for k, v in self.step.stats.stats.items():
+            self.stats.stats[f"{self.reason}/{k}"] = v
+
+
+class Filter(Step):
+    """A filter: subclasses implement `reason(doc) -> str | None` (None keeps the document)."""
+
+    def reason(self, doc: Document) -> str | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in data:
+            with self.track_time():
+                why = self.reason(doc)
+            if why is None:
+                yield doc
+            else:
+                self.drop(doc, why)

@@ -1,0 +1,31 @@
+"""Shared fixtures: run a recipe given as a dict, on the local executor unless told otherwise."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import documents, storage
+from pipeline.recipe import parse_recipe
+from pipeline.runner import Runner
+
+
+def read_stage(run_dir, stage: str) -> list:
+    """All documents a stage wrote, in shard order."""
+    docs = []
+    for f in storage.list_shards([storage.join(str(run_dir), stage)]):
+        docs += [documents.from_row(r) for r in pq.read_table(f).to_pylist()]
+    return docs
+
+
+@pytest.fixture
+def run_recipe(tmp_path):
+    """`run_recipe(stages, executor="local", workers=2, seed=0, run_dir=None) -> run_dir`."""
+
+    def _run(stages: list[dict], executor: str = "local", workers: int = 2, seed: int = 0, run_dir=None, only=None):
+        run_dir = str(run_dir or tmp_path / "run")
+        recipe = parse_recipe({"name": "t", "run_dir": run_dir, "seed": seed, "executor": executor, "stages": stages})
+        Runner(recipe, workers=workers, progress=False).run(only)
+        return run_dir
+
+    return _run
