@@ -10,8 +10,8 @@ import importlib
 from pipeline.stage import StageSpec
 
 KINDS: dict[str, str] = {
-    "code_files": "pipeline.stages.ingest:CodeFiles",
-    "warc_text": "pipeline.stages.ingest:WarcText",
+    "code_files": "pipeline.stages.code_files:CodeFiles",
+    "warc_text": "pipeline.stages.warc_text:WarcText",
     "basic_filter": "pipeline.stages.filters:BasicFilter",
     "concat": "pipeline.stages.concat:Concat",
 }
