@@ -35,12 +35,12 @@ def list_shards(dirs: list[str]) -> list[str]:
     for d in dirs:
         fs, p = fs_and_path(d)
         files = sorted(fs.glob(posixpath.join(p, SHARD_GLOB)))
-        out += [_unstrip(d, f) for f in files]
+        out += [with_protocol(d, f) for f in files]
     return out
 
 
-def _unstrip(orig: str, found: str) -> str:
-    # fsspec returns protocol-less paths; put the protocol back so other code can open them
+def with_protocol(orig: str, found: str) -> str:
+    """fsspec returns protocol-less paths; put `orig`'s protocol back so other code can open them."""
     if "://" not in orig:
         return found
     proto = orig.split("://", 1)[0]
