@@ -47,7 +47,7 @@ def _funnel(stats: list[dict]) -> str:
     ax.barh(list(y), kept, color="#3b6ea8", label="kept")
     ax.set_yticks(list(y), names)
     ax.set_xlabel("documents")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     ax.set_title("Documents in and kept per stage")
     return figure_html(fig)
 

@@ -50,6 +50,18 @@ def _completed(logging_dir: str) -> int:
     return len(fs.ls(d)) if fs.exists(d) else 0
 
 
+def _task_error(logging_dir: str) -> str | None:
+    """The exception line of the first failed task's log (Ray reports failures only there)."""
+    fs, p = storage.fs_and_path(logging_dir)
+    for log in sorted(fs.glob(p.rstrip("/") + "/logs/task_*.log")):
+        with fs.open(log, "r") as f:
+            lines = [line.rstrip() for line in f]
+        if any("| ERROR" in line for line in lines):
+            tail = [line for line in lines if line and not line.startswith(" ")]
+            return tail[-1][:300] if tail else None
+    return None
+
+
 def _watch(label: str, logging_dir: str, tasks: int, stop: threading.Event, show: bool) -> None:
     bar = tqdm(total=tasks, desc=label, unit="task", disable=not show, leave=True, dynamic_ncols=True)
     last = 0
@@ -165,9 +177,10 @@ class Runner:
                 watcher.join()
             done = _completed(logdir)
             if done < phase.tasks:
+                why = _task_error(logdir)
                 raise RunError(
-                    f"stage {spec.name!r} phase {phase.name!r}: only {done}/{phase.tasks} tasks completed "
-                    f"(task logs: {logdir}/logs); run again to resume"
+                    f"stage {spec.name!r} phase {phase.name!r}: only {done}/{phase.tasks} tasks completed"
+                    f"{': ' + why if why else ''} (task logs: {logdir}/logs); run again to resume"
                 )
             all_stats += accounting.task_stats(logdir)
             phases_info.append({"name": phase.name, "tasks": phase.tasks, "elapsed_s": round(time.time() - p0, 3)})

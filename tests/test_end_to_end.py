@@ -14,7 +14,8 @@ import pytest
 
 from pipeline.demo import DEMO_RECIPE, _demo_seed
 from pipeline.recipe import load_recipe, parse_recipe
-from pipeline.runner import Runner
+from pipeline.runner import Runner, RunError
+from pipeline.steps import Step
 from pipeline.sample import build_sample
 
 pytestmark = pytest.mark.slow
@@ -109,24 +110,26 @@ def make_repos(base: Path, n: int) -> Path:
 
 
 def test_two_node_ray_cluster_matches_local(tmp_path):
-    import ray
     from ray.cluster_utils import Cluster
 
     repos = make_repos(tmp_path / "repos", 6)
     local = tmp_path / "local"
     Runner(parse_recipe({"name": "t", "run_dir": str(local), "executor": "local", "stages": small_stages(repos)}), progress=False).run()
+    dist = tmp_path / "dist"
+    rp = tmp_path / "dist.yaml"
+    rp.write_text(json.dumps({"name": "t", "run_dir": str(dist), "stages": small_stages(repos)}))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address)
-        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
-        dist = tmp_path / "dist"
-        recipe = parse_recipe({"name": "t", "run_dir": str(dist), "executor": "ray", "stages": small_stages(repos)})
-        Runner(recipe, address=cluster.address, workers=2, progress=False).run()
+        assert len(cluster.list_all_nodes()) == 2
+        r = subprocess.run(
+            CLI + ["run", str(rp), "--executor", "ray", "--address", cluster.address, "--workers", "2", "--quiet"],
+            capture_output=True, text=True, timeout=300,
+        )
     finally:
-        ray.shutdown()
         cluster.shutdown()
+    assert r.returncode == 0, r.stderr[-2000:]
     assert shard_bytes(local) == shard_bytes(dist) and shard_bytes(local)
 
 
@@ -162,3 +165,27 @@ def test_sigkill_mid_stage_then_resume_is_byte_identical(tmp_path):
     assert r.returncode == 0, r.stderr
     assert shard_bytes(killed) == shard_bytes(clean)
     assert not list(killed.rglob("*.tmp"))
+
+
+
+class Boom(Step):
+    name = "boom"
+
+    def run(self, data, rank=0, world_size=1):
+        for doc in data:
+            raise ValueError(f"bad document {doc.id}")
+            yield doc
+
+
+def test_failing_task_on_ray_names_the_error(tmp_path):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Boom must travel to the workers
+    repos = make_repos(tmp_path / "repos", 1)
+    recipe = parse_recipe({"name": "t", "run_dir": str(tmp_path / "run"), "executor": "ray", "stages": small_stages(repos)})
+    object.__setattr__(recipe.stage("filter"), "build", lambda ctx: [Boom()])
+    with pytest.raises(RunError) as e:
+        Runner(recipe, workers=1, progress=False).run()
+    msg = str(e.value)
+    assert "stage 'filter' phase 'main': only 0/1 tasks completed: ValueError: bad document" in msg, msg
+    assert "\n" not in msg
