@@ -40,8 +40,13 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def stage_hash(spec: StageSpec, seed: int) -> str:
-    return hashlib.sha256(documents.dumps({"seed": seed, "spec": spec.model_dump(mode="json")}).encode()).hexdigest()[:16]
+def stage_hash(recipe: Recipe, name: str) -> str:
+    """A stage's identity: its keys, the seed, and (recursively) its inputs' identities,
+    so a change upstream marks every downstream stage as stale too."""
+    spec = recipe.stage(name)
+    ups = [stage_hash(recipe, i) for i in spec.inputs]
+    payload = {"seed": recipe.seed, "spec": spec.model_dump(mode="json"), "inputs": ups}
+    return hashlib.sha256(documents.dumps(payload).encode()).hexdigest()[:16]
 
 
 def _completed(logging_dir: str) -> int:
@@ -103,7 +108,7 @@ class Runner:
             return False
         with storage.open_file(marker, "r") as f:
             saved = f.read().strip()
-        if saved != stage_hash(spec, self.recipe.seed):
+        if saved != stage_hash(self.recipe, spec.name):
             raise RunError(
                 f"stage {spec.name!r} in {self.run_dir} was completed with a different config; "
                 f"run with --fresh {spec.name} to redo it, or use a new run_dir"
@@ -111,9 +116,11 @@ class Runner:
         return True
 
     def fresh(self, names: list[str]) -> None:
-        """Delete the named stages' outputs so they run again."""
+        """Delete the named stages' outputs, and those of every stage downstream, so they run again."""
         for n in names:
             self.recipe.stage(n)  # KeyError for unknown names, handled by the CLI
+        names = [s.name for s in self.recipe.stages if s.name in names or self.recipe.upstream([s.name]) & set(names)]
+        for n in names:
             fs, p = storage.fs_and_path(self.stage_dir(n))
             if fs.exists(p):
                 fs.rm(p, recursive=True)
@@ -197,6 +204,6 @@ class Runner:
         }
         storage.write_json(storage.join(sdir, "_stats.json"), stats)
         with storage.open_file(storage.join(sdir, "_SUCCESS"), "w") as f:
-            f.write(stage_hash(spec, self.recipe.seed) + "\n")
+            f.write(stage_hash(self.recipe, spec.name) + "\n")
         return stats
 

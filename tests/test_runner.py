@@ -135,3 +135,16 @@ def test_empty_input_writes_valid_empty_shard(tmp_path):
     assert list(w.run(iter([]))) == []
     t = pq.read_table(tmp_path / "part-00000.parquet")
     assert t.num_rows == 0 and t.schema.equals(documents.SCHEMA)
+
+
+def test_fresh_reruns_stage_and_everything_downstream(run_recipe, repos):
+    run_dir = run_recipe(stages(repos))
+    recipe = parse_recipe({"name": "t", "run_dir": run_dir, "executor": "local", "stages": stages(repos, min_chars=1000)})
+    with pytest.raises(RunError, match="'filter'"):
+        Runner(recipe, progress=False).run()
+    runner = Runner(recipe, workers=2, progress=False)
+    runner.fresh(["filter"])
+    assert not Path(run_dir, "out").exists() and Path(run_dir, "ingest", "_SUCCESS").exists()
+    result = runner.run()
+    assert result.ran == ["filter", "out"] and result.skipped == ["ingest"]
+    assert read_stage(run_dir, "out") == []
