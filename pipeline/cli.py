@@ -9,6 +9,14 @@ import sys
 # Modules that add subcommands: each has `register(subparsers)`; handlers import lazily.
 COMMAND_MODULES = [
     "pipeline.commands",
+    "langs.cli",
+    "classifiers.cli",
+    "pipeline.github.cli",
+    "pipeline.web.cli",
+    "pipeline.mixing.cli",
+    "tokenizer.cli",
+    "trainer.cli",
+    "dedup.cli",
 ]
 
 
@@ -23,8 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from pipeline.recipe import RecipeError
+    from pipeline.runner import RunError
+
     try:
         rc = args.func(args)
+    except RecipeError as e:  # an invalid recipe: one line per problem, nothing written
+        for line in e.problems:
+            print(line, file=sys.stderr)
+        return 2
+    except RunError as e:  # a stage failed: one line; running again resumes
+        print(f"codecurate: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130

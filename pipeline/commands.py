@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 
 def _vars(pairs: list[str]) -> dict[str, str]:
@@ -16,25 +15,19 @@ def _vars(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args) -> int:
-    from pipeline.recipe import RecipeError, load_recipe
+    from pipeline.recipe import load_recipe
     from pipeline.runner import Runner, RunError
 
+    recipe = load_recipe(args.recipe, _vars(args.var))
+    if args.run_dir:
+        recipe.run_dir = args.run_dir
+    runner = Runner(recipe, executor=args.executor, address=args.address, workers=args.workers, progress=not args.quiet)
     try:
-        recipe = load_recipe(args.recipe, _vars(args.var))
-        if args.run_dir:
-            recipe.run_dir = args.run_dir
-        runner = Runner(recipe, executor=args.executor, address=args.address, workers=args.workers, progress=not args.quiet)
         if args.fresh:
             runner.fresh(args.fresh.split(","))
-        only = args.stages.split(",") if args.stages else None
-        result = runner.run(only)
-    except RecipeError as e:
-        for line in e.problems:
-            print(line, file=sys.stderr)
-        return 2
-    except (RunError, KeyError) as e:
-        print(f"codecurate: {e}", file=sys.stderr)
-        return 1
+    except KeyError as e:
+        raise RunError(f"--fresh: unknown stage {e}") from None
+    result = runner.run(args.stages.split(",") if args.stages else None)
     print(f"run complete: {result.run_dir} (ran: {', '.join(result.ran) or 'none'}; already done: {', '.join(result.skipped) or 'none'})")
     return 0
 

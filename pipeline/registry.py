@@ -10,10 +10,29 @@ import importlib
 from pipeline.stage import StageSpec
 
 KINDS: dict[str, str] = {
-    "code_files": "pipeline.stages.code_files:CodeFiles",
-    "warc_text": "pipeline.stages.warc_text:WarcText",
+    # core
     "basic_filter": "pipeline.stages.filters:BasicFilter",
     "concat": "pipeline.stages.concat:Concat",
+    # GitHub crawl (pipeline/github)
+    "github_files": "pipeline.github.stages:GithubFiles",
+    "github_filter": "pipeline.github.stages:GithubFilter",
+    "github_repo_docs": "pipeline.github.stages:GithubRepoDocs",
+    # CommonCrawl (pipeline/web)
+    "web_ingest": "pipeline.web.stages:WebIngest",
+    "web_extract": "pipeline.web.stages:WebExtract",
+    # languages (langs/)
+    "tag_languages": "langs.step:TagLanguages",
+    # recall loop (classifiers/)
+    "recall": "classifiers.stage:Recall",
+    # dedup (dedup/)
+    "dedup_exact": "dedup.stages:DedupExact",
+    "dedup_near": "dedup.stages:DedupNear",
+    "dedup_url": "dedup.stages:DedupUrl",
+    # decontaminate, mix, FIM, shards (pipeline/mixing)
+    "decontaminate": "pipeline.mixing.decontaminate:DecontaminateStage",
+    "mix": "pipeline.mixing.mix:Mix",
+    "fim": "pipeline.mixing.fim:Fim",
+    "tokenize_shards": "pipeline.mixing.shards:TokenizeShards",
 }
 
 

@@ -108,6 +108,19 @@ def _languages(name: str, stage_dir: str) -> str:
     )
 
 
+def _ablation(run_dir: str) -> list[str]:
+    """The data ablation written by `codecurate ablate` / the demo under `<run_dir>/ablation/`."""
+    table, curves = storage.join(run_dir, "ablation", "ablation.md"), storage.join(run_dir, "ablation", "loss_curves.png")
+    if not storage.exists(table):
+        return []
+    with storage.open_file(table, "r", encoding="utf-8") as f:
+        out = ["<h2>Data ablation</h2>", f"<pre>{html.escape(f.read())}</pre>"]
+    if storage.exists(curves):
+        with storage.open_file(curves, "rb") as f:
+            out.append(f'<img alt="loss curves" src="data:image/png;base64,{base64.b64encode(f.read()).decode()}">')
+    return out
+
+
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}
 img{max-width:100%}h2{border-bottom:1px solid #ddd}"""
@@ -129,6 +142,7 @@ def write_report(run_dir: str, output: str | None = None) -> str:
         if kind in registry.KINDS:
             for title, body in registry.kind_class(kind).report_sections(storage.join(run_dir, s["stage"]), s):
                 parts += [f"<h2>{html.escape(s['stage'])}: {html.escape(title)}</h2>", body]
+    parts += _ablation(run_dir)
     doc = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>codecurate report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
     out = output or storage.join(run_dir, "report.html")
     with storage.open_file(out, "w", encoding="utf-8") as f:

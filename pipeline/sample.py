@@ -10,8 +10,6 @@ math pages (LaTeX in MathJax, KaTeX and `$…$` forms) on `mathforum.example.org
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import random
 import shutil
@@ -19,6 +17,9 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+
+from classifiers.demo import write_demo_seeds
+from pipeline.web.writer import response_record, write_warc
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "codecurate",
@@ -223,35 +224,19 @@ def generate_pages(seed: int = 0, n: int = 240, code_source: Path | None = None)
     return pages
 
 
-def warc_record(url: str, content_type: str, body: bytes, index: int, date: str = "2024-01-01T00:00:00Z") -> bytes:
-    """One gzip member holding a WARC/1.0 response record (WARC files are concatenated members)."""
-    http = (
-        f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
-    )
-    head = (
-        "WARC/1.0\r\n"
-        "WARC-Type: response\r\n"
-        f"WARC-Record-ID: <urn:uuid:00000000-0000-4000-8000-{index:012d}>\r\n"
-        f"WARC-Date: {date}\r\n"
-        f"WARC-Target-URI: {url}\r\n"
-        "Content-Type: application/http; msgtype=response\r\n"
-        f"Content-Length: {len(http)}\r\n\r\n"
-    ).encode("latin-1")
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
-        gz.write(head + http + b"\r\n\r\n")
-    return buf.getvalue()
-
-
 def write_warcs(out: Path, pages: list[tuple[str, str, bytes]], files: int = 2) -> list[Path]:
+    """Pages dealt round-robin into `files` WARC files (one gzip member per record)."""
     out.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, int] = {}
+    records: list[list[bytes]] = [[] for _ in range(files)]
+    for i, (url, ctype, body) in enumerate(pages):
+        seen[url] = seen.get(url, 0) + 1  # a re-crawled URL gets a later fetch date
+        date = f"2024-0{seen[url]}-01T00:00:00Z"
+        records[i % files].append(response_record(url, body, content_type=ctype, date=date))
     paths = []
     for k in range(files):
         p = out / f"sample-{k:02d}.warc.gz"
-        with open(p, "wb") as f:
-            for i, (url, ctype, body) in enumerate(pages):
-                if i % files == k:
-                    f.write(warc_record(url, ctype, body, i))
+        write_warc(str(p), records[k])
         paths.append(p)
     return paths
 
@@ -266,5 +251,6 @@ def build_sample(out: str | Path, seed: int = 0) -> Path:
         shutil.rmtree(out)
     repos = build_repos(out / "repos", seed)
     write_warcs(out / "web", generate_pages(seed, code_source=next((r for r in repos if r.name == "jinja2"), None)))
+    write_demo_seeds(out, seed=seed)
     done.write_text(sys.version.split()[0] + "\n")
     return out

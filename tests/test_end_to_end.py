@@ -27,7 +27,7 @@ def shard_bytes(run_dir) -> dict[str, bytes]:
     out = {}
     for p in sorted(Path(run_dir).rglob("*")):
         rel = p.relative_to(run_dir)
-        if p.is_file() and rel.parts[0] != "_sample" and not any(x.startswith("_") or x.startswith(".") for x in rel.parts[1:]):
+        if p.is_file() and rel.parts[0] not in ("_sample", "ablation") and not any(x.startswith("_") or x.startswith(".") for x in rel.parts[1:]):
             if p.suffix in (".parquet", ".bin", ".idx") or p.name in ("clusters.parquet", "manifest.json"):
                 out[str(rel)] = p.read_bytes()
     return out
@@ -63,6 +63,7 @@ def test_demo_prints_outputs_and_report(demo_runs):
     ray_dir = demo_runs["ray"][0]
     assert "outputs: " in out and "report:  " in out
     assert Path(ray_dir, "report.html").is_file()
+    assert Path(ray_dir, "ablation", "ablation.md").is_file() and "held-out loss" in out
 
 
 def test_demo_books_balance_every_stage(demo_runs):
@@ -95,7 +96,7 @@ def test_status_and_report_cli(demo_runs):
 
 def small_stages(repos):
     return [
-        {"name": "ingest", "kind": "code_files", "paths": [str(repos)]},
+        {"name": "ingest", "kind": "github_files", "paths": [str(repos)]},
         {"name": "filter", "kind": "basic_filter", "input": "ingest", "min_chars": 30},
     ]
 

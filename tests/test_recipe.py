@@ -31,7 +31,7 @@ name: t
 run_dir: {run_dir}
 stages:
   - name: ingest
-    kind: code_files
+    kind: github_files
     paths: ["{repos}"]
 {extra_stage}
 """
@@ -61,7 +61,7 @@ def test_wrong_type_and_missing_key(tmp_path, repos):
     p = write(tmp_path, recipe_text(repos, "  - {name: f, kind: basic_filter, input: ingest, min_chars: lots}") + "seed: x\n")
     lines = problems(p)
     assert any("seed:" in line and "integer" in line for line in lines)
-    p2 = write(tmp_path, "run_dir: out\nstages: [{name: a, kind: code_files, paths: [x]}]\n")
+    p2 = write(tmp_path, "run_dir: out\nstages: [{name: a, kind: github_files, paths: [x]}]\n")
     assert any("name: missing required key" in line for line in problems(p2))
 
 
@@ -106,7 +106,7 @@ def test_ratios_type():
 
 
 def test_variables_interpolate(tmp_path, repos):
-    text = f"name: t\nrun_dir: out\nvars: {{data: '{repos}'}}\nstages:\n  - {{name: i, kind: code_files, paths: ['${{data}}']}}\n"
+    text = f"name: t\nrun_dir: out\nvars: {{data: '{repos}'}}\nstages:\n  - {{name: i, kind: github_files, paths: ['${{data}}']}}\n"
     r = load_recipe(write(tmp_path, text))
     assert r.stages[0].paths == [str(repos)]
     r2 = load_recipe(write(tmp_path, text.replace("run_dir: out", "run_dir: ${data}/x")), {"data": str(tmp_path)})

@@ -32,7 +32,7 @@ def repos(tmp_path):
 
 def stages(repos, min_chars=30):
     return [
-        {"name": "ingest", "kind": "code_files", "paths": [str(repos)]},
+        {"name": "ingest", "kind": "github_files", "paths": [str(repos)]},
         {"name": "filter", "kind": "basic_filter", "input": "ingest", "min_chars": min_chars},
         {"name": "out", "kind": "concat", "input": ["filter"]},
     ]

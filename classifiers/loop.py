@@ -1,0 +1,379 @@
+"""The recall loop's rounds (DeepSeekMath, sec. 2.1), as functions the stage's one-task phases call.
+
+Round k: `train_round` builds seed_k (round 1: the seed files and the pool pages under the
+seed prefixes; later rounds: seed_{k-1} plus pool pages grown from the labels of
+`annotations/round_{k-1}.csv`), samples negatives from the pool and trains one fastText model
+per target. The stage then scores the pool (a distributed phase), and `analyze_round` decides
+what is recalled, which domains are related (recalled share above `domain_threshold`), which
+URL prefixes inside them are candidates, writes `annotations/round_k.csv` and the round report.
+
+Files under the stage directory:
+
+    rounds/config.json                 the loop's settings (a changed setting needs --fresh)
+    rounds/round_k/seed.json           seed sizes, pool ids in the seed, grown pages, accepted prefixes
+    rounds/round_k/model_<target>/     model.bin + model.json
+    rounds/round_k/recalled.parquet    (target, id, score) of every recalled page
+    rounds/round_k/cutoffs.json        target -> the score a page needs to be recalled
+    rounds/round_k/report.json         the round's numbers (see `analyze_round`)
+    annotations/round_k.csv            candidate prefixes; users edit the `label` column (yes/no)
+    _work/round_k/scores/part-*.parquet  every page's scores
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import heapq
+import io
+import math
+import posixpath
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import documents, storage
+
+from classifiers.model import Hyper, TrainError, train
+from classifiers.pages import normalize_prefix, read_pages, read_prefix_list, under, url_prefixes
+
+CSV_COLUMNS = ["target", "domain", "prefix", "depth", "pages", "recalled", "recalled_fraction", "sample_titles", "suggested", "label"]
+LABELS = ("yes", "no")
+
+
+class AnnotationError(ValueError):
+    """An annotation file cannot be used; the message is one line naming the file and row."""
+
+
+@dataclass
+class TargetConfig:
+    seeds: list[str] = field(default_factory=list)
+    seed_prefixes: list[str] = field(default_factory=list)
+    threshold: float = 0.5
+    token_budget: int | None = None
+
+
+@dataclass
+class LoopConfig:
+    stage_dir: str
+    pool_dirs: list[str]
+    targets: dict[str, dict]
+    tokenizer: str = "deepseek"
+    hyper: dict = field(default_factory=dict)
+    seed: int = 0
+    negatives_per_positive: float = 1.0
+    max_negatives: int = 500_000
+    heldout: float = 0.1
+    domain_threshold: float = 0.1
+    accept_threshold: float = 0.5
+    prefix_depth: int = 3
+    min_prefix_pages: int = 2
+    auto_annotate: bool = False
+
+    def target(self, name: str) -> TargetConfig:
+        return TargetConfig(**self.targets[name])
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.targets)
+
+    def round_dir(self, k: int) -> str:
+        return storage.join(self.stage_dir, "rounds", f"round_{k}")
+
+    def scores_dir(self, k: int) -> str:
+        return storage.join(self.stage_dir, "_work", f"round_{k}", "scores")
+
+    def annotations(self, k: int) -> str:
+        return storage.join(self.stage_dir, "annotations", f"round_{k}.csv")
+
+    def model_dir(self, k: int, target: str) -> str:
+        return storage.join(self.round_dir(k), f"model_{target}")
+
+    def fingerprint(self) -> dict:
+        """The settings a continued loop must keep (rounds and annotation mode may change)."""
+        d = asdict(self)
+        for k in ("stage_dir", "pool_dirs", "auto_annotate"):
+            d.pop(k)
+        return d
+
+
+def _h(seed: int, doc_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"neg:{seed}:{doc_id}".encode()).digest()[:8], "little")
+
+
+# ---- round k: seed and training ------------------------------------------------------------
+
+
+def _check_config(cfg: LoopConfig) -> None:
+    path = storage.join(cfg.stage_dir, "rounds", "config.json")
+    saved = storage.read_json(path)
+    now = documents.dumps(cfg.fingerprint())
+    if saved is None:
+        storage.write_json(path, cfg.fingerprint())
+    elif documents.dumps(saved) != now:
+        raise TrainError(
+            f"{path}: the loop's settings changed since its first round; run with --fresh <stage> (or a new run_dir) to start over"
+        )
+
+
+def train_round(cfg: LoopConfig, k: int) -> dict:
+    """Build seed_k for every target, refuse empty seeds, train the models; returns seed.json."""
+    from pipeline.io import ShardReader
+
+    _check_config(cfg)
+    prev = storage.read_json(storage.join(cfg.round_dir(k - 1), "seed.json"), {}) if k > 1 else {}
+    grown, accepted = grow_seed(cfg, k - 1) if k > 1 else ({t: [] for t in cfg.names}, {t: [] for t in cfg.names})
+    file_pages: dict[str, list[dict]] = {}
+    prefixes: dict[str, list[str]] = {}
+    pool_ids: dict[str, set[str]] = {}
+    for t in cfg.names:
+        tc = cfg.target(t)
+        file_pages[t], prefixes[t] = [], [normalize_prefix(p) for p in tc.seed_prefixes]
+        for s in tc.seeds:
+            if s.endswith(".txt"):
+                prefixes[t] += read_prefix_list(s)
+            else:
+                file_pages[t] += list(read_pages(s))
+        pool_ids[t] = set(prev.get(t, {}).get("pool_ids", [])) | set(grown[t])
+
+    positives: dict[str, list[dict]] = {t: [] for t in cfg.names}
+    from_prefixes: dict[str, int] = defaultdict(int)
+    heaps: dict[str, list] = {t: [] for t in cfg.names}
+    reader = ShardReader(cfg.pool_dirs)
+    for path in reader.files_for(0, 1):
+        with storage.open_file(path, "rb") as f:
+            for row in pq.read_table(f, columns=["id", "text", "url"]).to_pylist():
+                page = {"id": row["id"], "text": row["text"] or "", "url": row["url"]}
+                h = None
+                for t in cfg.names:
+                    if page["id"] in pool_ids[t]:
+                        positives[t].append(page)
+                    elif prefixes[t] and under(page["url"], prefixes[t]):
+                        positives[t].append(page)
+                        pool_ids[t].add(page["id"])
+                        from_prefixes[t] += 1
+                    else:
+                        h = _h(cfg.seed, page["id"]) if h is None else h
+                        item = (-h, page["id"], page)
+                        if len(heaps[t]) < cfg.max_negatives:
+                            heapq.heappush(heaps[t], item)
+                        elif item > heaps[t][0]:
+                            heapq.heapreplace(heaps[t], item)
+
+    for t in cfg.names:  # refuse empty seeds before any training starts
+        if not file_pages[t] and not positives[t]:
+            raise TrainError(
+                f"target {t!r}: the seed is empty (no pages in {cfg.target(t).seeds or 'no seed files'}, "
+                f"none of the pool under {prefixes[t] or 'no prefixes'}); refusing to train"
+            )
+    seed_info: dict[str, dict] = {}
+    hyper = Hyper(**cfg.hyper)
+    for t in cfg.names:
+        pos = file_pages[t] + positives[t]
+        cands = sorted(heaps[t], key=lambda it: (-it[0], it[1]))
+        n_neg = min(len(cands), max(1, round(cfg.negatives_per_positive * len(pos))))
+        neg = [it[2] for it in cands[:n_neg]]
+        seed_info[t] = {
+            "size": len(pos),
+            "from_files": len(file_pages[t]),
+            "from_prefixes": from_prefixes[t],
+            "grown": len(grown[t]),
+            "accepted_prefixes": accepted[t],
+            "negatives": len(neg),
+            "pool_ids": sorted(pool_ids[t]),
+        }
+        train(
+            pos, neg, cfg.model_dir(k, t), tokenizer=cfg.tokenizer, hyper=hyper, heldout=cfg.heldout,
+            threshold=cfg.target(t).threshold, target=t, round=k,
+        )
+    storage.write_json(storage.join(cfg.round_dir(k), "seed.json"), seed_info)
+    return seed_info
+
+
+# ---- annotations ---------------------------------------------------------------------------
+
+
+def read_annotations(cfg: LoopConfig, k: int) -> dict[str, list[str]]:
+    """Accepted prefixes per target from `annotations/round_k.csv`, validated against the round's candidates."""
+    path = cfg.annotations(k)
+    if not storage.exists(path):
+        raise AnnotationError(f"{path}: missing; round {k} wrote it, restore it or run with --fresh")
+    cands = storage.read_json(storage.join(cfg.round_dir(k), "candidates.json"), {})
+    known = {(c["target"], c["prefix"]): c for c in cands.get("rows", [])}
+    with storage.open_file(path, "r", encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("target", "prefix", "label") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(CSV_COLUMNS)})")
+        accepted: dict[str, list[str]] = {t: [] for t in cfg.names}
+        unlabeled = 0
+        for n, row in enumerate(reader, start=2):
+            t, prefix = (row.get("target") or "").strip(), (row.get("prefix") or "").strip()
+            label = (row.get("label") or "").strip().lower()
+            if t not in cfg.targets:
+                raise AnnotationError(f"{path}: line {n}: unknown target {t!r} (expected one of: {', '.join(cfg.names)})")
+            if (t, prefix) not in known:
+                raise AnnotationError(f"{path}: line {n}: unknown prefix {prefix!r} for target {t!r} (not a candidate of round {k})")
+            if not label:
+                if cfg.auto_annotate:
+                    label = known[(t, prefix)]["suggested"]
+                else:
+                    unlabeled += 1
+                    continue
+            if label not in LABELS:
+                raise AnnotationError(f"{path}: line {n}: label must be yes or no, got {row.get('label')!r}")
+            if label == "yes":
+                accepted[t].append(prefix)
+    if unlabeled:
+        raise AnnotationError(
+            f"{path}: {unlabeled} row(s) have no label; fill the label column with yes or no "
+            f"(or use --auto-annotate) and run again"
+        )
+    return {t: sorted(set(v)) for t, v in accepted.items()}
+
+
+def read_scores(cfg: LoopConfig, k: int) -> pa.Table:
+    files = storage.list_shards([cfg.scores_dir(k)])
+    tables = []
+    for p in files:
+        with storage.open_file(p, "rb") as f:
+            tables.append(pq.read_table(f))
+    return pa.concat_tables(tables) if tables else pa.table({})
+
+
+def grow_seed(cfg: LoopConfig, k: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Pages under round k's accepted prefixes that round k did not recall: (ids, accepted prefixes) per target."""
+    accepted = read_annotations(cfg, k)
+    cut = storage.read_json(storage.join(cfg.round_dir(k), "cutoffs.json"), {})
+    rows = read_scores(cfg, k).to_pylist()
+    grown: dict[str, list[str]] = {}
+    for t in cfg.names:
+        pre = accepted[t]
+        grown[t] = sorted(r["id"] for r in rows if pre and r[f"score.{t}"] < cut[t] and under(r["url"], pre))
+    return grown, accepted
+
+
+# ---- round k: analysis ---------------------------------------------------------------------
+
+
+def _cutoff(scores: list[float], tokens: list[int], tc: TargetConfig) -> float:
+    """The lowest score recalled: just above the threshold (a page must score above it; a page the
+    model knows nothing about scores exactly 0.5), or with a token budget the lowest score among
+    the top pages that fit in it."""
+    if tc.token_budget is None:
+        return math.nextafter(tc.threshold, math.inf)
+    used, cut = 0, float("inf")
+    for s, n in sorted(zip(scores, tokens), key=lambda x: -x[0]):
+        if used + n > tc.token_budget:
+            break
+        used += n
+        cut = s
+    return cut
+
+
+def analyze_round(cfg: LoopConfig, k: int) -> dict:
+    """Recall, domains, prefix candidates, the annotation CSV and the round report of round k."""
+    table = read_scores(cfg, k)
+    rows = table.to_pylist()
+    rows.sort(key=lambda r: r["id"])
+    seed_info = storage.read_json(storage.join(cfg.round_dir(k), "seed.json"), {})
+    prev_report = storage.read_json(storage.join(cfg.round_dir(k - 1), "report.json"), {}) if k > 1 else {}
+    prev_recalled = recalled_ids(cfg.round_dir(k - 1)) if k > 1 else {}
+    cutoffs, recalled_rows, csv_rows, report = {}, [], [], {"round": k, "targets": {}}
+    for t in cfg.names:
+        tc = cfg.target(t)
+        key = f"score.{t}"
+        cut = cutoffs[t] = _cutoff([r[key] for r in rows], [r["tokens"] for r in rows], tc)
+        rec = [r for r in rows if r[key] >= cut]
+        rec_ids = {r["id"] for r in rec}
+        recalled_rows += [{"target": t, "id": r["id"], "score": r[key]} for r in rec]
+        per_domain: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for r in rows:
+            d = per_domain[r["domain"] or ""]
+            d[0] += 1
+            d[1] += r["id"] in rec_ids
+        domains = {d: {"pages": n, "recalled": m, "fraction": round(m / n, 6)} for d, (n, m) in sorted(per_domain.items()) if d}
+        related = sorted(d for d, v in domains.items() if v["fraction"] > cfg.domain_threshold)
+        prefixes: dict[str, dict] = {}
+        for r in rows:
+            if r["domain"] not in related:
+                continue
+            for depth, p in url_prefixes(r["url"], cfg.prefix_depth):
+                e = prefixes.setdefault(p, {"domain": r["domain"], "depth": depth, "pages": 0, "recalled": 0, "titles": []})
+                e["pages"] += 1
+                if r["id"] in rec_ids:
+                    e["recalled"] += 1
+                    if len(e["titles"]) < 3 and r["title"]:
+                        e["titles"].append(r["title"])
+        suggested_yes = []
+        for p, e in sorted(prefixes.items(), key=lambda x: (x[1]["domain"], x[0])):
+            if e["pages"] < cfg.min_prefix_pages:
+                continue
+            frac = e["recalled"] / e["pages"]
+            sug = "yes" if frac >= cfg.accept_threshold else "no"
+            if sug == "yes":
+                suggested_yes.append(p)
+            csv_rows.append({
+                "target": t, "domain": e["domain"], "prefix": p, "depth": e["depth"], "pages": e["pages"],
+                "recalled": e["recalled"], "recalled_fraction": f"{frac:.4f}", "sample_titles": " | ".join(e["titles"]),
+                "suggested": sug, "label": sug if cfg.auto_annotate else "",
+            })
+        prev_t = prev_report.get("targets", {}).get(t, {})
+        prev_ids = prev_recalled.get(t)
+        meta = storage.read_json(storage.join(cfg.model_dir(k, t), "model.json"), {})
+        held = meta.get("metrics", {}).get("heldout", {})
+        si = seed_info.get(t, {})
+        report["targets"][t] = {
+            "seed_size": si.get("size", 0),
+            "seed_grown": si.get("grown", 0),
+            "accepted_prefixes": si.get("accepted_prefixes", []),
+            "negatives": si.get("negatives", 0),
+            "pages_scored": len(rows),
+            "pages_recalled": len(rec),
+            "tokens_recalled": sum(r["tokens"] for r in rec),
+            "cutoff": cut,
+            "related_domains": related,
+            "new_domains": sorted(set(related) - set(prev_t.get("related_domains", []))),
+            "candidate_prefixes": sum(1 for c in csv_rows if c["target"] == t),
+            "suggested_prefixes": suggested_yes,
+            "new_prefixes": sorted(set(suggested_yes) - set(prev_t.get("suggested_prefixes", []))),
+            "overlap_with_previous": (round(len(rec_ids & prev_ids) / len(rec_ids), 6) if rec_ids else None) if prev_ids is not None else None,
+            "heldout": {m: held.get(m) for m in ("precision", "recall", "f1", "auc")},
+            "domains": domains,
+        }
+    rd = cfg.round_dir(k)
+    storage.write_json(storage.join(rd, "cutoffs.json"), cutoffs)
+    storage.write_json(storage.join(rd, "candidates.json"), {"rows": [{"target": c["target"], "prefix": c["prefix"], "suggested": c["suggested"]} for c in csv_rows]})
+    _write_recalled(storage.join(rd, "recalled.parquet"), recalled_rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(csv_rows)
+    fs, p = storage.fs_and_path(cfg.annotations(k))
+    fs.makedirs(posixpath.dirname(p), exist_ok=True)
+    with fs.open(p, "w", encoding="utf-8") as f:
+        f.write(buf.getvalue())
+    storage.write_json(storage.join(rd, "report.json"), report)
+    return report
+
+
+def _write_recalled(path: str, rows: list[dict]) -> None:
+    schema = pa.schema([("target", pa.string()), ("id", pa.string()), ("score", pa.float64())])
+    fs, p = storage.fs_and_path(path)
+    fs.makedirs(posixpath.dirname(p), exist_ok=True)
+    with fs.open(p, "wb") as f:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), f, compression="zstd")
+
+
+def recalled_ids(round_dir: str) -> dict[str, set[str]]:
+    """target -> ids recalled in a round, from its `recalled.parquet`."""
+    path = storage.join(round_dir, "recalled.parquet")
+    if not storage.exists(path):
+        return {}
+    with storage.open_file(path, "rb") as f:
+        rows = pq.read_table(f).to_pylist()
+    out: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        out[r["target"]].add(r["id"])
+    return dict(out)

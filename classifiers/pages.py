@@ -1,0 +1,125 @@
+"""Pages for training and recall: seed files (parquet/jsonl), URL-prefix lists, URL prefixes."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import pyarrow.parquet as pq
+
+from pipeline import documents, storage
+
+
+class SeedError(ValueError):
+    """A seed or labelled-data file cannot be used; the message is one line for the user."""
+
+
+def _files(path: str) -> list[str]:
+    fs, p = storage.fs_and_path(path)
+    if fs.isdir(p):
+        found = sorted(fs.glob(posixpath.join(p, "**", "*.parquet")) + fs.glob(posixpath.join(p, "**", "*.jsonl")))
+        return [f"{path.split('://')[0]}://{f}" if "://" in path else f for f in found]
+    if not fs.exists(p):
+        raise SeedError(f"{path}: no such file or directory")
+    return [path]
+
+
+def read_pages(path: str) -> Iterator[dict]:
+    """Rows with at least `text` (and `id`, `url` when present) from parquet/jsonl files or a directory of them."""
+    for f in _files(path):
+        if f.endswith(".parquet"):
+            with storage.open_file(f, "rb") as fh:
+                table = pq.read_table(fh)
+            cols = set(table.column_names)
+            if "text" not in cols:
+                raise SeedError(f"{f}: no 'text' column (columns: {', '.join(sorted(cols))})")
+            for i, row in enumerate(table.to_pylist()):
+                if "metadata" in cols and set(documents.PROMOTED) <= cols:
+                    row = {**json.loads(row.get("metadata") or "{}"), **{k: v for k, v in row.items() if v is not None}}
+                yield _page(row, f, i)
+        elif f.endswith(".jsonl"):
+            with storage.open_file(f, "r", encoding="utf-8") as fh:
+                for i, line in enumerate(fh):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise SeedError(f"{f}: line {i + 1}: invalid JSON ({e.msg})") from None
+                    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                        raise SeedError(f"{f}: line {i + 1}: expected an object with a string 'text'")
+                    yield _page(row, f, i)
+        else:
+            raise SeedError(f"{f}: expected a .parquet or .jsonl file")
+
+
+def _page(row: dict, f: str, i: int) -> dict:
+    if not isinstance(row.get("text"), str):
+        raise SeedError(f"{f}: row {i + 1}: 'text' must be a string")
+    out = dict(row)
+    out["id"] = str(row.get("id") or f"{posixpath.basename(f)}:{i}")
+    return out
+
+
+def read_prefix_list(path: str) -> list[str]:
+    """One URL prefix per line (blank lines and # comments skipped)."""
+    with storage.open_file(path, "r", encoding="utf-8") as fh:
+        lines = [ln.strip() for ln in fh]
+    return [normalize_prefix(ln) for ln in lines if ln and not ln.startswith("#")]
+
+
+def normalize_prefix(prefix: str) -> str:
+    """`https://Host/a/b` -> `host/a/b` (scheme dropped, host lower-cased), the form prefixes are compared in."""
+    p = prefix.strip()
+    if "://" in p:
+        p = p.split("://", 1)[1]
+    host, sep, rest = p.partition("/")
+    return host.lower() + sep + rest
+
+
+def url_key(url: str | None) -> str:
+    """A URL as `host/path` (no scheme, query or fragment), the form prefixes match against."""
+    if not url:
+        return ""
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    return (parts.hostname or "") + (parts.path or "/")
+
+
+def url_prefixes(url: str | None, max_depth: int = 3) -> list[tuple[int, str]]:
+    """(depth, prefix) pairs: depth 0 is `host/`, depth d adds the page's first d directories.
+
+    The last path segment is the page itself, so `h/a/b/page.html` gives h/, h/a/, h/a/b/.
+    """
+    key = url_key(url)
+    if not key:
+        return []
+    host, _, path = key.partition("/")
+    dirs = [d for d in path.split("/")[:-1] if d]
+    out = [(0, host + "/")]
+    for d in range(1, min(max_depth, len(dirs)) + 1):
+        out.append((d, host + "/" + "/".join(dirs[:d]) + "/"))
+    return out
+
+
+def under(url: str | None, prefixes: list[str]) -> bool:
+    key = url_key(url)
+    return bool(key) and any(key.startswith(p) for p in prefixes)
+
+
+_EXTRACT = None
+
+
+def registered_domain(url: str | None) -> str:
+    """The registered domain of a URL (tldextract's bundled suffix list; never the network)."""
+    global _EXTRACT
+    if _EXTRACT is None:
+        import tldextract
+
+        _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    host = url_key(url).partition("/")[0]
+    if not host:
+        return ""
+    ext = _EXTRACT(host)
+    return ext.top_domain_under_public_suffix if hasattr(ext, "top_domain_under_public_suffix") and ext.suffix else (ext.registered_domain or host)

@@ -1,0 +1,115 @@
+"""The `recall` stage kind: the iterative fastText recall loop over the pages of its input stages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline import storage
+from pipeline.recipe import Fraction, InputPath
+from pipeline.stage import Phase, StageContext, StageSpec
+
+from classifiers.loop import LoopConfig
+from classifiers.steps import PoolReader, RoundTask, ScoreFileWriter, ScorePages
+from classifiers.tokens import TOKENIZERS
+
+
+class RecallTarget(BaseModel):
+    """What one classifier looks for (e.g. code or math pages)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[InputPath] = []
+    seed_prefixes: list[str] = []
+    threshold: Fraction = 0.5
+    token_budget: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _some_seed(self):
+        if not self.seeds and not self.seed_prefixes:
+            raise ValueError("a target needs seeds (parquet/jsonl pages, .txt URL-prefix lists) or seed_prefixes")
+        return self
+
+
+class Recall(StageSpec):
+    """Train fastText on seeds, recall pages from the pool, find related domains and URL prefixes,
+    grow the seed from the (user- or auto-) accepted prefixes, and repeat for `rounds` rounds.
+
+    The output is the input pages with `metadata["scores"][target]` from the last round's models
+    (`output: recalled` keeps only pages some target recalls).
+    """
+
+    targets: dict[str, RecallTarget] = Field(min_length=1)
+    rounds: int = Field(default=2, ge=1, le=50)
+    auto_annotate: bool = False
+    tokenizer: Literal[TOKENIZERS] = "deepseek"  # type: ignore[valid-type]
+    dim: int = Field(default=256, ge=1)
+    lr: float = Field(default=0.1, gt=0)
+    word_ngrams: int = Field(default=3, ge=1)
+    min_count: int = Field(default=3, ge=1)
+    epoch: int = Field(default=3, ge=1)
+    bucket: int = Field(default=2_000_000, ge=1)
+    negatives_per_positive: float = Field(default=1.0, gt=0)
+    max_negatives: int = Field(default=500_000, ge=1)
+    heldout: Fraction = 0.1
+    domain_threshold: Fraction = 0.1
+    accept_threshold: Fraction = 0.5
+    prefix_depth: int = Field(default=3, ge=1, le=3)
+    min_prefix_pages: int = Field(default=2, ge=1)
+    output: Literal["all", "recalled"] = "all"
+
+    @model_validator(mode="after")
+    def _target_names(self):
+        bad = [t for t in self.targets if not t.replace("_", "").isalnum()]
+        if bad:
+            raise ValueError(f"target names must be letters, digits or _, got {bad}")
+        return self
+
+    def loop_config(self, ctx: StageContext) -> LoopConfig:
+        return LoopConfig(
+            stage_dir=ctx.stage_dir,
+            pool_dirs=list(ctx.input_dirs),
+            targets={t: v.model_dump() for t, v in self.targets.items()},
+            tokenizer=self.tokenizer,
+            hyper={"dim": self.dim, "lr": self.lr, "word_ngrams": self.word_ngrams, "min_count": self.min_count,
+                   "epoch": self.epoch, "bucket": self.bucket, "seed": ctx.stage_seed},
+            seed=ctx.stage_seed,
+            negatives_per_positive=self.negatives_per_positive,
+            max_negatives=self.max_negatives,
+            heldout=self.heldout,
+            domain_threshold=self.domain_threshold,
+            accept_threshold=self.accept_threshold,
+            prefix_depth=self.prefix_depth,
+            min_prefix_pages=self.min_prefix_pages,
+            auto_annotate=self.auto_annotate,
+        )
+
+    def phases(self, ctx: StageContext) -> list[Phase]:
+        cfg = self.loop_config(ctx)
+        args = asdict(cfg)
+        tasks = self.tasks or self.default_tasks(ctx)
+        out: list[Phase] = []
+        for k in range(1, self.rounds + 1):
+            models = {t: cfg.model_dir(k, t) for t in cfg.names}
+            out += [
+                Phase(f"round{k}_train", [RoundTask("train", args, k)], 1),
+                Phase(f"round{k}_score", [PoolReader(ctx.input_dirs), ScorePages(models), ScoreFileWriter(cfg.scores_dir(k), cfg.names)], tasks),
+                Phase(f"round{k}_analyze", [RoundTask("analyze", args, k)], 1),
+            ]
+        last = self.rounds
+        final = ScorePages(
+            {t: cfg.model_dir(last, t) for t in cfg.names},
+            keep=self.output,
+            cutoffs=storage.join(cfg.round_dir(last), "cutoffs.json"),
+        )
+        # named for the round count, so continuing the loop with more rounds rewrites the output
+        out.append(Phase(f"output_after_round{last}", [ctx.reader(), final, ctx.writer()], tasks))
+        return out
+
+    @classmethod
+    def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
+        from classifiers.report import report_sections
+
+        return report_sections(stage_dir)

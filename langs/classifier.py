@@ -1,0 +1,229 @@
+"""The last step of the cascade: TF-ICF nearest-centroid classification, as Linguist 8+ does.
+
+Each training sample becomes a vector of log-scaled counts of tokens and token bigrams, weighted
+by inverse class frequency (features found in few languages weigh more), L2-normalised; a
+language's centroid is the normalised mean of its samples. A file's score for a language is its
+cosine similarity with the centroid plus that with the language's closest sample (languages with
+one or two samples have weak centroids; in k-fold this adds ~3 points content-only). Scores
+are computed over the candidate languages (all of them in content-only mode). The model is a
+compact derived file, `data/classifier.npz`, rebuilt by `python -m langs.train` from Linguist's
+samples; each sample keeps only its `SAMPLE_FEATURES` heaviest features to stay small.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from langs.linguist import DATA
+
+CONSIDER_BYTES = 50 * 1024
+MODEL_PATH = os.path.join(DATA, "classifier.npz")
+SAMPLE_FEATURES = 256
+
+# Tokens as Linguist's tokenizer sees them, roughly: shebang interpreter, SGML tags and
+# attributes, words (with sigils), and runs of punctuation. String bodies and numbers are skipped;
+# long hex runs (hashes, checksums) all become one token.
+_TOKEN = re.compile(
+    r"""(?P<shebang>\A\#!.*)
+    | "(?:[^"\\\n]|\\.){0,200}" | '(?:[^'\\\n]|\\.){0,200}'
+    | (?P<hex>\b[0-9A-Fa-f]{16,}\b)
+    | \b(?:0[xX][0-9A-Fa-f]+|\d+(?:\.\d+)?)\b
+    | (?P<tag></?[A-Za-z][\w:.-]*)
+    | (?P<word>[@$%]?[A-Za-z_][\w]*[:=]?)
+    | (?P<punct>[^\w\s"']{1,3})
+    """,
+    re.X,
+)
+_INTERP = re.compile(r"#!\s*\S*/(?:env\s+(?:-\S+\s+)*)?([^\s/]+)|#!\s*(\S+)")
+
+
+def features(text: str) -> Counter:
+    """Token and adjacent-token-pair counts."""
+    toks = tokens(text)
+    return Counter(toks + [a + " " + b for a, b in zip(toks, toks[1:])])
+
+
+def tokens(text: str) -> list[str]:
+    out: list[str] = []
+    for m in _TOKEN.finditer(text[:CONSIDER_BYTES]):
+        kind = m.lastgroup
+        if kind is None:
+            continue
+        tok = m.group(kind)
+        if kind == "hex":
+            out.append("HEX")
+        elif kind == "shebang":
+            i = _INTERP.match(tok)
+            if i:
+                out.append("SHEBANG#!" + re.sub(r"[\d.]+$", "", i.group(1) or i.group(2)))
+        else:
+            out.append(tok)
+    return out
+
+
+class Sparse:
+    """Rows (classes or samples) x features, stored by feature (CSR over features) for fast scoring."""
+
+    def __init__(self, indptr: np.ndarray, rows: np.ndarray, weight: np.ndarray):
+        self.indptr, self.rows, self.weight = indptr, rows, weight
+
+    @classmethod
+    def from_rows(cls, n_features: int, rows: list[dict[int, float]]) -> Sparse:
+        by_feature: list[list[tuple[int, float]]] = [[] for _ in range(n_features)]
+        for r, vec in enumerate(rows):
+            for f, x in vec.items():
+                by_feature[f].append((r, x))
+        indptr = np.zeros(n_features + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in by_feature], out=indptr[1:])
+        flat = [e for b in by_feature for e in b]
+        return cls(indptr, np.asarray([r for r, _ in flat], dtype=np.int64), np.asarray([x for _, x in flat], dtype=np.float32))
+
+    def dot(self, ids: np.ndarray, w: np.ndarray, n_rows: int) -> np.ndarray:
+        starts, ends = self.indptr[ids], self.indptr[ids + 1]
+        lens = ends - starts
+        total = int(lens.sum())
+        if total == 0:
+            return np.zeros(n_rows)
+        offs = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(total)
+        return np.bincount(self.rows[offs], weights=self.weight[offs] * np.repeat(w, lens), minlength=n_rows)
+
+
+@dataclass
+class Model:
+    classes: list[str]
+    vocab: dict[str, int]
+    icf: np.ndarray  # per feature
+    centroids: Sparse
+    samples: Sparse
+    sample_class: np.ndarray  # class of each sample row
+
+    def vector(self, counts: Counter) -> tuple[np.ndarray, np.ndarray]:
+        ids, w = [], []
+        for t, c in counts.items():
+            i = self.vocab.get(t)
+            if i is not None:
+                ids.append(i)
+                w.append(1.0 + math.log(c))
+        ids_a = np.asarray(ids, dtype=np.int64)
+        w_a = np.asarray(w, dtype=np.float32) * self.icf[ids_a]
+        n = float(np.sqrt((w_a * w_a).sum()))
+        return ids_a, (w_a / n if n else w_a)
+
+    def scores(self, text: str) -> np.ndarray:
+        """Per class: cosine with the centroid + cosine with the nearest sample (0 to 2)."""
+        ids, w = self.vector(features(text))
+        n = len(self.classes)
+        if len(ids) == 0:
+            return np.zeros(n)
+        out = self.centroids.dot(ids, w, n)
+        nearest = np.zeros(n)
+        np.maximum.at(nearest, self.sample_class, self.samples.dot(ids, w, len(self.sample_class)))
+        return out + nearest
+
+    def classify(self, text: str, candidates: list[str] | None = None) -> list[tuple[str, float]]:
+        """(language, score), best first, over `candidates` (None: every class, top 5)."""
+        s = self.scores(text)
+        if candidates is None:
+            order = np.argsort(-s, kind="stable")[:5]
+            return [(self.classes[i], float(s[i])) for i in order]
+        index = self._class_index
+        ranked = [(c, float(s[index[c]]) if c in index else 0.0) for c in candidates]
+        return sorted(ranked, key=lambda x: -x[1])
+
+    @functools.cached_property
+    def _class_index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.classes)}
+
+
+def train(samples: list[tuple[str, str]], min_samples_per_feature: int = 2) -> Model:
+    """Build a model from (language, text) pairs. Features seen in fewer samples are dropped (keeps it small)."""
+    return train_features([(lang, features(text)) for lang, text in samples], min_samples_per_feature)
+
+
+def train_features(docs: list[tuple[str, Counter]], min_samples_per_feature: int = 2) -> Model:
+    """`train` on (language, `features(text)`) pairs, for callers that train many times (k-fold)."""
+    classes = sorted({lang for lang, _ in docs})
+    ci = {c: i for i, c in enumerate(classes)}
+    sample_df: Counter = Counter()
+    class_sets: dict[str, set[int]] = {}
+    for lang, cnt in docs:
+        sample_df.update(cnt.keys())
+        for t in cnt:
+            class_sets.setdefault(t, set()).add(ci[lang])
+    vocab_list = sorted(t for t, n in sample_df.items() if n >= min_samples_per_feature)
+    vocab = {t: i for i, t in enumerate(vocab_list)}
+    C = len(classes)
+    icf = np.array([math.log((C + 1) / (len(class_sets[t]) + 1)) + 1.0 for t in vocab_list], dtype=np.float32)
+    sums: list[dict[int, float]] = [dict() for _ in classes]
+    sample_rows: list[dict[int, float]] = []
+    sample_class: list[int] = []
+    for lang, cnt in docs:
+        ids = [vocab[t] for t in cnt if t in vocab]
+        if not ids:
+            continue
+        w = np.array([(1.0 + math.log(cnt[vocab_list[i]])) * icf[i] for i in ids])
+        w /= np.sqrt((w * w).sum())
+        acc = sums[ci[lang]]
+        for i, x in zip(ids, w):
+            acc[i] = acc.get(i, 0.0) + float(x)
+        keep = np.argsort(-w, kind="stable")[:SAMPLE_FEATURES]
+        sample_rows.append({ids[k]: float(w[k]) for k in keep})
+        sample_class.append(ci[lang])
+    cents = []
+    for acc in sums:
+        norm = math.sqrt(sum(x * x for x in acc.values())) or 1.0
+        cents.append({i: x / norm for i, x in acc.items()})
+    return Model(
+        classes,
+        vocab,
+        icf,
+        Sparse.from_rows(len(vocab_list), cents),
+        Sparse.from_rows(len(vocab_list), sample_rows),
+        np.asarray(sample_class, dtype=np.int64),
+    )
+
+
+def save(model: Model, path: str = MODEL_PATH) -> None:
+    vocab = sorted(model.vocab, key=model.vocab.get)
+    parts = {}
+    for name, m in (("centroids", model.centroids), ("samples", model.samples)):
+        parts[name + "_indptr"] = m.indptr.astype(np.int32)
+        parts[name + "_rows"] = m.rows.astype(np.uint16)
+        parts[name + "_weight"] = m.weight.astype(np.float16)
+    np.savez_compressed(
+        path,
+        classes=np.frombuffer("\n".join(model.classes).encode(), dtype=np.uint8),
+        vocab=np.frombuffer("\n".join(vocab).encode(), dtype=np.uint8),
+        icf=model.icf.astype(np.float16),
+        sample_class=model.sample_class.astype(np.uint16),
+        **parts,
+    )
+
+
+def load(path: str = MODEL_PATH) -> Model:
+    z = np.load(path)
+
+    def sparse(name: str) -> Sparse:
+        return Sparse(z[name + "_indptr"].astype(np.int64), z[name + "_rows"].astype(np.int64), z[name + "_weight"].astype(np.float32))
+
+    return Model(
+        classes=z["classes"].tobytes().decode().split("\n"),
+        vocab={t: i for i, t in enumerate(z["vocab"].tobytes().decode().split("\n"))},
+        icf=z["icf"].astype(np.float32),
+        centroids=sparse("centroids"),
+        samples=sparse("samples"),
+        sample_class=z["sample_class"].astype(np.int64),
+    )
+
+
+@functools.cache
+def model() -> Model:
+    """The committed model, loaded once per process."""
+    return load()

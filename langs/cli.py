@@ -1,0 +1,70 @@
+"""`codecurate langs tag [--jsonl] [--content-only] PATH...`: one JSON object per file.
+
+Directories are walked (sorted, `.git` skipped). Unreadable paths are reported on stderr and
+make the exit status 1; the other files are still tagged.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _files(paths: list[str]):
+    import os
+
+    for p in paths:
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d != ".git")
+                for fn in sorted(files):
+                    full = os.path.join(root, fn)
+                    yield full, os.path.relpath(full, p)
+        else:
+            yield p, p
+
+
+def cmd_tag(args) -> int:
+    import json
+
+    from langs import tag
+    from langs.tagger import CONSIDER_BYTES
+
+    rc = 0
+    for full, rel in _files(args.paths):
+        try:
+            with open(full, "rb") as f:
+                data = f.read(CONSIDER_BYTES)
+        except OSError as e:
+            print(f"codecurate langs tag: {full}: {e.strerror or e}", file=sys.stderr)
+            rc = 1
+            continue
+        t = tag(rel, data, content_only=args.content_only)
+        row = {"path": full, "language": t.language, "linguist": t.linguist, "kind": t.kind, "strategy": t.strategy, "confidence": t.confidence}
+        if t.reason:
+            row["reason"] = t.reason
+        print(json.dumps(row, ensure_ascii=False, indent=None if args.jsonl else 2))
+    return rc
+
+
+def cmd_nl(args) -> int:
+    import json
+
+    from langs import detect_language
+
+    text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8", errors="replace").read()
+    code, score = detect_language(text)
+    print(json.dumps({"path": args.file, "nl_lang": code, "nl_score": score}))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("langs", help="programming- and natural-language identification")
+    lsub = p.add_subparsers(dest="langs_command", required=True, metavar="COMMAND")
+    t = lsub.add_parser("tag", help="tag files with DeepSeek-Coder-V2's language names (one JSON object per file)")
+    t.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    t.add_argument("--jsonl", action="store_true", help="one compact JSON object per line (default: indented)")
+    t.add_argument("--content-only", action="store_true", help="ignore file names; classify by content")
+    t.set_defaults(func=cmd_tag)
+    n = lsub.add_parser("nl", help="natural language of a text file (- for stdin), with fastText lid.176")
+    n.add_argument("file")
+    n.set_defaults(func=cmd_nl)

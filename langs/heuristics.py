@@ -1,0 +1,121 @@
+r"""Linguist's heuristics.yml, translated from Ruby regexps to Python `re` (with re.M).
+
+Ruby's `^`/`$` always match at line breaks, hence re.M everywhere. The translation handles what
+heuristics.yml uses: `(?-m)` (Ruby's m is dotall; off is our default), flag groups in mid-pattern
+(Python wants them leading, so `X(?i)Y` becomes `X(?i:Y)`), `\z`, `\Z`, `\h`, named groups,
+`\g<name>` calls and the one class intersection `[\s&&[^\r\n]]`.
+A pattern list is Ruby's `Regexp.union`, i.e. any of them matches.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from langs.linguist import extnames, load_yaml
+
+CONSIDER_BYTES = 50 * 1024
+
+
+def _group_end(p: str, start: int) -> int:
+    """Index of the ')' that closes the group enclosing position `start` (or len(p))."""
+    depth, i, in_class = 0, start, False
+    while i < len(p):
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if p[i + 1 : i + 2] == "]":
+                i += 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    return len(p)
+
+
+def translate(p: str) -> str:
+    """One Ruby regexp (as heuristics.yml writes it) -> Python syntax."""
+    p = p.replace("(?-m)", "").replace(r"[\s&&[^\r\n]]", r"[^\S\r\n]")  # Ruby class intersection
+    p = p.replace(r"\Z", r"(?=\n?\Z)").replace(r"\z", r"\Z").replace(r"\h", "[0-9A-Fa-f]")
+    p = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", p)
+    p = re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", p)
+    # Ruby subexpression calls `\g<name>`: inline the named group's body (none recurse)
+    for name in re.findall(r"\\g<(\w+)>", p):
+        head = p.index(f"(?P<{name}>") + len(name) + 5
+        p = p.replace(f"\\g<{name}>", "(?:" + p[head : _group_end(p, head)] + ")")
+    # mid-pattern inline flags scope to the end of their group in Ruby
+    while True:
+        m = re.search(r"(?<!^)(?<!\\)\(\?([imx]+)\)", p)
+        if not m:
+            break
+        end = _group_end(p, m.end())
+        p = p[: m.start()] + f"(?{m.group(1)}:" + p[m.end() : end] + ")" + p[end:]
+    return p
+
+
+def compile_pattern(spec: str | list[str]) -> list[re.Pattern]:
+    return [re.compile(translate(p), re.M) for p in ([spec] if isinstance(spec, str) else spec)]
+
+
+@dataclass
+class Rule:
+    languages: tuple[str, ...]
+    positive: list[list[re.Pattern]]  # every entry must match (an `and` block), each entry any-of
+    negative: list[list[re.Pattern]]  # no entry may match
+
+    def matches(self, text: str) -> bool:
+        return all(any(r.search(text) for r in alts) for alts in self.positive) and not any(
+            any(r.search(text) for r in alts) for alts in self.negative
+        )
+
+
+def _rule(raw: dict, named: dict[str, list[re.Pattern]]) -> Rule:
+    pos: list[list[re.Pattern]] = []
+    neg: list[list[re.Pattern]] = []
+    for part in raw.get("and", []) + [raw]:
+        if "pattern" in part:
+            pos.append(compile_pattern(part["pattern"]))
+        if "named_pattern" in part:
+            pos.append(named[part["named_pattern"]])
+        if "negative_pattern" in part:
+            neg.append(compile_pattern(part["negative_pattern"]))
+    lang = raw.get("language")
+    langs = tuple(lang) if isinstance(lang, list) else ((lang,) if lang else ())
+    return Rule(langs, pos, neg)
+
+
+@functools.cache
+def disambiguations() -> dict[str, list[Rule]]:
+    """Extension (lower case) -> its rules, in file order; the first block naming an extension wins."""
+    data = load_yaml("heuristics.yml")
+    named = {k: compile_pattern(v) for k, v in data["named_patterns"].items()}
+    out: dict[str, list[Rule]] = {}
+    for block in data["disambiguations"]:
+        rules = [_rule(r, named) for r in block["rules"]]
+        for ext in block["extensions"]:
+            out.setdefault(ext.lower(), rules)
+    return out
+
+
+def heuristic_languages(basename: str, text: str) -> tuple[str, ...] | None:
+    """Languages the first matching rule names, () when a block applies but no rule matches,
+    None when no block covers this file name."""
+    table = disambiguations()
+    for ext in extnames(basename):
+        rules = table.get(ext)
+        if rules is not None:
+            head = text[:CONSIDER_BYTES]
+            for r in rules:
+                if r.matches(head):
+                    return r.languages
+            return ()
+    return None

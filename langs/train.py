@@ -1,0 +1,59 @@
+"""Retrain the classifier from Linguist's samples: `python -m langs.train [SAMPLES_DIR]`.
+
+SAMPLES_DIR (default `../shared/data/langs/linguist-samples` beside the repository) holds one
+folder per Linguist language, with files named by extension and a `filenames/` folder for
+files known by their whole name. Only the derived model is committed, never the samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from langs import classifier
+from langs.linguist import load_yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SAMPLES = os.path.join(REPO, "..", "shared", "data", "langs", "linguist-samples")
+
+
+def read_samples(root: str) -> list[tuple[str, str, str]]:
+    """(language, file name, text) for every sample, sorted, so training is deterministic."""
+    fs_names = {v.get("fs_name", k): k for k, v in load_yaml("languages.yml").items()}  # "Fstar" -> "F*"
+    out = []
+    for folder in sorted(os.listdir(root)):
+        lang = fs_names.get(folder, folder)
+        base = os.path.join(root, folder)
+        if not os.path.isdir(base):
+            continue
+        for sub in ("", "filenames"):
+            d = os.path.join(base, sub)
+            if not os.path.isdir(d):
+                continue
+            for fn in sorted(os.listdir(d)):
+                full = os.path.join(d, fn)
+                if os.path.isfile(full):
+                    with open(full, "rb") as f:
+                        out.append((lang, fn, f.read()[: classifier.CONSIDER_BYTES].decode("utf-8", "replace")))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m langs.train", description=__doc__.splitlines()[0])
+    p.add_argument("samples", nargs="?", default=DEFAULT_SAMPLES)
+    p.add_argument("--output", default=classifier.MODEL_PATH)
+    args = p.parse_args(argv)
+    if not os.path.isdir(args.samples):
+        print(f"langs.train: no samples directory at {args.samples}", file=sys.stderr)
+        return 2
+    samples = read_samples(args.samples)
+    model = classifier.train([(lang, text) for lang, _, text in samples])
+    classifier.save(model, args.output)
+    size = os.path.getsize(args.output)
+    print(f"{len(samples)} samples, {len(model.classes)} languages, {len(model.vocab)} features -> {args.output} ({size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The ingest step: one document per file, from directories, archives, clones and datasets.
+
+Every file is counted in; every file that does not become a document is dropped with its
+reason (symlink, unsafe_path, special, too_large, unreadable, undecodable, and the tagger's
+exclusions: empty, binary, vendored, generated, documentation, ...). A repository that cannot
+be fetched or opened counts as one item dropped as `clone_<why>` or `archive_corrupt`.
+Work is split by task rank over repositories (dataset rows by a hash of their repo), so all
+files of a repository land in the same output shard, which repo-level documents rely on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from datatrove.data import Document, DocumentsPipeline
+from langs import tag
+from loguru import logger
+
+from pipeline import storage
+from pipeline.github import license as licenses
+from pipeline.github.clone import CloneOptions, clone_repo
+from pipeline.github.sources import ArchiveError, Entry, RepoListing, dataset_rows, list_archive, list_directory, task_of
+from pipeline.steps import Step
+
+
+def _size(path: str) -> int:
+    fs, p = storage.fs_and_path(path)
+    return fs.size(p)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One repository to read: a local directory, an archive, or a row of a repo list to clone."""
+
+    kind: str  # dir | archive | clone
+    ref: str  # path, or full name for clones
+    url: str | None = None
+    branch: str | None = None
+    stars: int | None = None
+    license: str | None = None
+    size_kb: int | None = None
+
+
+class RepoFileReader(Step):
+    """Source step: task `rank` reads units `rank::world_size` and the dataset rows of its repos."""
+
+    name = "github file reader"
+
+    def __init__(
+        self,
+        units: list[Unit],
+        datasets: list[str] = (),
+        columns: dict[str, str | None] | None = None,
+        max_bytes: int = 1_000_000,
+        source: str = "github",
+        clone_dir: str | None = None,
+        clone_options: CloneOptions = CloneOptions(),
+        clone_workers: int = 4,
+        keep_unknown_language: bool = True,
+    ):
+        super().__init__()
+        self.keep_unknown_language = keep_unknown_language
+        self.units, self.datasets = list(units), list(datasets)
+        self.columns = columns or {"content": "content", "path": "path", "repo": "repo"}
+        self.max_bytes, self.source = max_bytes, source
+        self.clone_dir, self.clone_options, self.clone_workers = clone_dir, clone_options, clone_workers
+
+    # ---- one file --------------------------------------------------------------------------
+
+    def _document(self, repo: str, path: str, data: bytes, meta: dict) -> Document | None:
+        """Tag (`langs.tag`) and decode one file's bytes; a document, or None after dropping it with a reason."""
+        size = len(data)
+        if not data:
+            self.drop(None, "empty", nbytes=0)
+            return None
+        if b"\x00" in data[:8000]:  # Linguist's binary test, before the (costlier) tagger
+            self.drop(None, "binary", nbytes=size)
+            return None
+        t = tag(path, data)
+        if t.reason:  # Linguist's exclusions: vendored, generated, documentation, ...
+            self.drop(None, t.reason, nbytes=size)
+            return None
+        if t.language is None and not self.keep_unknown_language:
+            self.drop(None, "unknown_language", nbytes=size)
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.drop(None, "undecodable", nbytes=size)
+            return None
+        md = {"source": self.source, "repo": repo, "path": path, "size": size, "lang": t.language,
+              "linguist": t.linguist, "lang_kind": t.kind}
+        md.update({k: v for k, v in meta.items() if v is not None})
+        return Document(text=text, id=f"{repo}:{path}", metadata={k: v for k, v in md.items() if v is not None})
+
+    def _entry(self, repo: str, e: Entry, meta: dict) -> Document | None:
+        self.count_in(nbytes=e.size)
+        if e.skip:
+            self.drop(None, e.skip, nbytes=e.size)
+            return None
+        if e.size > self.max_bytes:
+            self.drop(None, "too_large", nbytes=e.size)
+            return None
+        try:
+            data = e.read()
+        except Exception as ex:  # a truncated member, a file that vanished: skip it, keep going
+            logger.warning(f"{repo}: cannot read {e.path}: {type(ex).__name__}: {ex}")
+            self.drop(None, "unreadable", nbytes=e.size)
+            return None
+        return self._document(repo, e.path, data, meta)
+
+    # ---- one repository ---------------------------------------------------------------------
+
+    def _license(self, listing: RepoListing) -> str | None:
+        texts = {}
+        for e in listing.entries:
+            if not e.skip and e.size <= self.max_bytes and licenses.is_license_file(e.path):
+                try:
+                    texts[e.path] = e.read()
+                except Exception:  # reported when the file itself is read
+                    continue
+        return licenses.detect(texts)
+
+    def _repo(self, listing: RepoListing) -> Iterator[Document]:
+        meta = dict(listing.extra)
+        meta["commit"] = listing.commit
+        meta["license"] = self._license(listing) or meta.get("license")
+        self.stat_update("repos")
+        for e in listing.entries:
+            doc = self._entry(listing.name, e, meta)
+            if doc is not None:
+                yield doc
+
+    def _fail_repo(self, name: str, reason: str, detail: str, nbytes: int = 0) -> None:
+        logger.warning(f"{name}: skipped ({reason}): {detail}")
+        self.count_in(nbytes=nbytes)
+        self.drop(None, reason, nbytes=nbytes)
+
+    def _clone(self, u: Unit):
+        dest = os.path.join(self.clone_dir, u.ref.replace("/", "__"))
+        cap = self.clone_options.max_bytes
+        if cap is not None and u.size_kb is not None and u.size_kb * 1024 > cap:
+            return None, f"listed size {u.size_kb} KiB > cap {cap} bytes"
+        return clone_repo(u.ref, u.url, dest, self.clone_options, u.branch), ""
+
+    def _units(self, units: list[Unit]) -> Iterator[Document]:
+        clones = [u for u in units if u.kind == "clone"]
+        with ThreadPoolExecutor(max_workers=max(1, self.clone_workers)) as pool:
+            fetched = iter(pool.map(self._clone, clones))  # bounded concurrency, results in order
+            for u in units:
+                extra = {"stars": u.stars, "license": u.license}
+                if u.kind == "dir":
+                    listing = list_directory(u.ref)
+                elif u.kind == "archive":
+                    try:
+                        listing = list_archive(u.ref)
+                    except ArchiveError as e:
+                        self._fail_repo(u.ref, "archive_corrupt", str(e), _size(u.ref))
+                        continue
+                else:
+                    result, why = next(fetched)
+                    if result is None:
+                        self._fail_repo(u.ref, "clone_too_large", why)
+                        continue
+                    if not result.ok:
+                        self.stat_update("clone/failed")
+                        self._fail_repo(u.ref, f"clone_{result.reason}", result.detail)
+                        continue
+                    self.stat_update("clone/ok")
+                    listing = list_directory(result.dest, name=u.ref)
+                    extra["url"] = u.url
+                listing.extra = {**extra, **listing.extra}
+                yield from self._repo(listing)
+
+    def _dataset(self, rank: int, world_size: int) -> Iterator[Document]:
+        for path in self.datasets:
+            for row in dataset_rows(path, self.columns):
+                repo = str(row.get("repo") or "")
+                if task_of(repo, world_size) != rank:
+                    continue
+                content = row.get("content")
+                data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else (content or b"")
+                self.count_in(nbytes=len(data))
+                if len(data) > self.max_bytes:
+                    self.drop(None, "too_large", nbytes=len(data))
+                    continue
+                meta = {"stars": row.get("stars"), "license": row.get("license"), "dataset": os.path.basename(path)}
+                doc = self._document(repo, str(row.get("path") or ""), data, meta)
+                if doc is not None:
+                    yield doc
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        if self.clone_dir:
+            os.makedirs(self.clone_dir, exist_ok=True)
+        yield from self._units(self.units[rank::world_size])
+        yield from self._dataset(rank, world_size)

@@ -1,0 +1,194 @@
+"""Where repository files come from: local directories, .tar.gz/.zip archives, file-level datasets.
+
+Archives and datasets are opened through fsspec (local, s3://, https://). A directory or archive is listed as `Entry`s (path, size, how to read it, or why it must be
+skipped) without extracting anything: archive members are read in memory, and members whose
+names escape the archive root (absolute, `..`) or that are links or devices are refused with a
+reason. Datasets (parquet or jsonl with content/path/repo columns, The Stack's layout) are
+streamed with pyarrow, and each row goes to the task that owns its repo.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.json as pajson
+
+from pipeline import storage
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+
+
+@dataclass
+class Entry:
+    path: str
+    size: int
+    read: Callable[[], bytes] | None = None
+    skip: str | None = None  # why the entry cannot be read (symlink, unsafe_path, special)
+
+
+@dataclass
+class RepoListing:
+    name: str
+    entries: list[Entry]
+    commit: str | None = None
+    extra: dict = field(default_factory=dict)  # metadata known from elsewhere (stars, license, url)
+
+
+def safe_member_name(name: str) -> str | None:
+    """The normalised relative path of an archive member, or None when it would escape the root."""
+    n = name.replace("\\", "/")
+    if n.startswith("/") or (len(n) > 1 and n[1] == ":"):
+        return None
+    parts = [p for p in n.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def _strip_common_root(entries: list[Entry]) -> list[Entry]:
+    """GitHub archives wrap everything in `repo-branch/`; drop a single shared top directory."""
+    tops = {e.path.split("/", 1)[0] for e in entries}
+    if len(tops) == 1 and all("/" in e.path for e in entries):
+        for e in entries:
+            e.path = e.path.split("/", 1)[1]
+    return entries
+
+
+def archive_repo_name(path: str) -> str:
+    base = os.path.basename(path)
+    for suf in ARCHIVE_SUFFIXES:
+        if base.endswith(suf):
+            return base[: -len(suf)]
+    return base
+
+
+def git_head(repo: str) -> str | None:
+    if not os.path.exists(os.path.join(repo, ".git")):
+        return None
+    r = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True)
+    return (r.stdout.strip() or None) if r.returncode == 0 else None
+
+
+def _file_reader(path: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    return read
+
+
+def list_directory(root: str, name: str | None = None) -> RepoListing:
+    """Every file under `root` (not `.git`), without following links; sorted by path."""
+    entries: list[Entry] = []
+    root = root.rstrip("/")
+    todo = [("", root)]
+    while todo:
+        rel_dir, full_dir = todo.pop()
+        with os.scandir(full_dir) as it:
+            for de in it:
+                rel = rel_dir + de.name
+                if de.is_symlink():
+                    entries.append(Entry(rel, 0, skip="symlink"))
+                elif de.is_dir():
+                    if de.name != ".git":
+                        todo.append((rel + "/", de.path))
+                elif de.is_file():
+                    entries.append(Entry(rel, de.stat().st_size, _file_reader(de.path)))
+                else:
+                    entries.append(Entry(rel, 0, skip="special"))
+    entries.sort(key=lambda e: e.path)
+    return RepoListing(name or os.path.basename(root), entries, git_head(root))
+
+
+def _zip_entries(path: str) -> list[Entry]:
+    zf = zipfile.ZipFile(storage.open_file(path, "rb").open())
+    out: list[Entry] = []
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        rel = safe_member_name(info.filename)
+        mode = info.external_attr >> 16
+        if rel is None:
+            out.append(Entry(info.filename, 0, skip="unsafe_path"))
+        elif stat.S_ISLNK(mode):
+            out.append(Entry(rel, 0, skip="symlink"))
+        else:
+            out.append(Entry(rel, info.file_size, lambda info=info: zf.read(info)))
+    return out
+
+
+def _tar_entries(path: str) -> list[Entry]:
+    tf = tarfile.open(fileobj=storage.open_file(path, "rb").open(), mode="r:*")
+    out: list[Entry] = []
+    for m in tf.getmembers():
+        if m.isdir():
+            continue
+        rel = safe_member_name(m.name)
+        if rel is None:
+            out.append(Entry(m.name, 0, skip="unsafe_path"))
+        elif m.issym() or m.islnk():
+            out.append(Entry(rel, 0, skip="symlink"))
+        elif not m.isfile():
+            out.append(Entry(rel, 0, skip="special"))
+        else:
+            out.append(Entry(rel, m.size, lambda m=m: tf.extractfile(m).read()))
+    return out
+
+
+def list_archive(path: str) -> RepoListing:
+    """A .zip or .tar.gz archive as one repository. Raises `ArchiveError` when unreadable."""
+    try:
+        entries = _zip_entries(path) if path.endswith(".zip") else _tar_entries(path)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
+        raise ArchiveError(f"{type(e).__name__}: {e}") from e
+    ok = [e for e in entries if e.skip != "unsafe_path"]
+    _strip_common_root(ok)
+    entries.sort(key=lambda e: e.path)
+    return RepoListing(archive_repo_name(path), entries)
+
+
+class ArchiveError(Exception):
+    """An archive that cannot be opened or read (corrupt, truncated)."""
+
+
+# ---- file-level datasets ---------------------------------------------------------------------
+
+
+def _dataset_batches(path: str, columns: list[str], batch_size: int = 1024) -> Iterator[pa.RecordBatch]:
+    if path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
+        with storage.open_file(path, "rb", compression="infer") as f:
+            table = pajson.read_json(f)
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise KeyError(f"{path}: missing column(s) {missing} (has {table.column_names})")
+        yield from table.select(columns).to_batches(batch_size)
+    else:
+        fs, p = storage.fs_and_path(path)
+        ds = pads.dataset(p, format="parquet", filesystem=fs)
+        missing = [c for c in columns if c not in ds.schema.names]
+        if missing:
+            raise KeyError(f"{path}: missing column(s) {missing} (has {ds.schema.names})")
+        yield from ds.to_batches(columns=columns, batch_size=batch_size)
+
+
+def dataset_rows(path: str, columns: dict[str, str | None]) -> Iterator[dict]:
+    """Rows of a dataset file as dicts keyed by role (content, path, repo, stars, license)."""
+    wanted = {role: col for role, col in columns.items() if col}
+    for batch in _dataset_batches(path, sorted(set(wanted.values()))):
+        cols = {role: batch.column(col).to_pylist() for role, col in wanted.items()}
+        for i in range(batch.num_rows):
+            yield {role: vals[i] for role, vals in cols.items()}
+
+
+def task_of(repo: str, world_size: int) -> int:
+    """The task that owns a repo's dataset rows: stable over runs and machines."""
+    return zlib.crc32(repo.encode("utf-8")) % world_size

@@ -1,0 +1,153 @@
+"""Recipe stage kinds of the GitHub crawl: `github_files`, `github_filter`, `github_repo_docs`."""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline import storage
+from pipeline.recipe import Fraction, InputPath
+from pipeline.stage import StageContext, StageSpec
+
+
+class DatasetColumns(BaseModel):
+    """Column names of a file-level dataset (The Stack: content, max_stars_repo_path, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    content: str = "content"
+    path: str = "path"
+    repo: str = "repo"
+    stars: str | None = None
+    license: str | None = None
+
+
+class CloneSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeout_s: float = Field(default=600.0, gt=0)
+    max_bytes: int | None = Field(default=2_000_000_000, ge=1)
+    blob_limit: str | None = Field(default=None, pattern=r"^[0-9]+[kmg]?$")
+    retries: int = Field(default=2, ge=0)
+    backoff_s: float = Field(default=2.0, ge=0)
+    workers: int = Field(default=4, ge=1)
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Globs expanded (local or fsspec), in name order; plain paths as given."""
+    out: list[str] = []
+    for p in paths:
+        if not any(c in p for c in "*?["):
+            out.append(p)
+        elif "://" in p:
+            fs, path = storage.fs_and_path(p)
+            proto = p.split("://", 1)[0]
+            out += [f"{proto}://{m}" for m in sorted(fs.glob(path))]
+        else:
+            out += sorted(glob.glob(p, recursive=True))
+    return out
+
+
+class GithubFiles(StageSpec):
+    """One document per file of local repositories (`paths`), archives, clones of a discovered
+    repo list, and file-level datasets; exclusions and oversized files dropped with reasons."""
+
+    needs_input = False
+    paths: list[InputPath] = []
+    layout: Literal["repo", "parent"] = "parent"
+    archives: list[InputPath] = []
+    datasets: list[InputPath] = []
+    dataset_columns: DatasetColumns = DatasetColumns()
+    repo_list: InputPath | None = None
+    clone_dir: str | None = None
+    clone: CloneSettings = CloneSettings()
+    max_bytes: int = Field(default=1_000_000, ge=1)
+    unknown_language: Literal["keep", "drop"] = "keep"  # files outside DeepSeek-Coder's language list
+    source: str = "github"
+
+    @model_validator(mode="after")
+    def _some_source(self):
+        if not (self.paths or self.archives or self.datasets or self.repo_list):
+            raise ValueError("give at least one of paths, archives, datasets, repo_list")
+        if self.repo_list and not self.clone_dir:
+            raise ValueError("repo_list needs clone_dir (where clones are kept)")
+        return self
+
+    def units(self):
+        from pipeline.github.reader import Unit
+        from pipeline.github.search import read_repo_list
+
+        units: list[Unit] = []
+        for p in self.paths:
+            if self.layout == "repo":
+                units.append(Unit("dir", p.rstrip("/")))
+            else:
+                units += [Unit("dir", os.path.join(p, d)) for d in sorted(os.listdir(p)) if os.path.isdir(os.path.join(p, d))]
+        units += [Unit("archive", a) for a in _expand(self.archives)]
+        if self.repo_list:
+            for r in read_repo_list(self.repo_list):
+                units.append(Unit("clone", r["full_name"], r["clone_url"], r.get("default_branch"), r.get("stars"),
+                                  r.get("license"), r.get("size_kb")))
+        return units
+
+    def default_tasks(self, ctx: StageContext) -> int:
+        return max(1, min(64, len(self.units()) + len(_expand(self.datasets))))
+
+    def build(self, ctx: StageContext):
+        from pipeline.github.clone import CloneOptions
+        from pipeline.github.reader import RepoFileReader
+
+        c = self.clone
+        opts = CloneOptions(c.timeout_s, c.max_bytes, c.blob_limit, c.retries, c.backoff_s)
+        return [RepoFileReader(self.units(), _expand(self.datasets), self.dataset_columns.model_dump(), self.max_bytes,
+                               self.source, self.clone_dir, opts, c.workers, self.unknown_language == "keep")]
+
+
+class GithubFilter(StageSpec):
+    """DeepSeek-Coder's file filters (thresholds below are the paper's) and the syntax signal."""
+
+    max_avg_line_length: float = Field(default=100.0, gt=0)
+    max_line_length: int = Field(default=1000, ge=1)
+    min_alpha_fraction: Fraction = 0.25
+    xml_prefix_chars: int = Field(default=100, ge=0)
+    html_min_visible_fraction: Fraction = 0.20
+    html_min_visible_chars: int = Field(default=100, ge=0)
+    json_yaml_min_chars: int = Field(default=50, ge=0)
+    json_yaml_max_chars: int = Field(default=5000, ge=0)
+    syntax_signal: bool = True
+    max_syntax_error_ratio: Fraction | None = None
+
+    def build(self, ctx: StageContext):
+        from pipeline.github.filters import DeepSeekCoderFilter
+        from pipeline.github.rules import Thresholds
+
+        t = Thresholds(self.max_avg_line_length, self.max_line_length, self.min_alpha_fraction, self.xml_prefix_chars,
+                       self.html_min_visible_fraction, self.html_min_visible_chars, self.json_yaml_min_chars,
+                       self.json_yaml_max_chars)
+        return [DeepSeekCoderFilter(t, self.syntax_signal, self.max_syntax_error_ratio)]
+
+    @classmethod
+    def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
+        from pipeline.github.report import syntax_section
+
+        return syntax_section(stage_dir)
+
+
+class GithubRepoDocs(StageSpec):
+    """One document per repository (or per repository and language), files in dependency order.
+    Needs each repository's files in one input shard, as `github_files` writes them."""
+
+    group_by: Literal["repo", "language"] = "repo"
+    min_files: int = Field(default=1, ge=1)
+
+    def build(self, ctx: StageContext):
+        from pipeline.github.repo_docs import RepoDocuments
+
+        return [RepoDocuments(self.group_by, self.min_files)]
+
+    @classmethod
+    def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
+        from pipeline.github.report import repo_docs_section
+
+        return repo_docs_section(stage_dir)

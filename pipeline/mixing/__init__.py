@@ -1,0 +1,1 @@
+"""From curated documents to what a trainer reads: decontaminate, mix, FIM, tokenized shards."""

@@ -1,0 +1,125 @@
+"""Stage kinds `web_ingest` (WARC/WET records to decoded documents) and `web_extract` (text)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from pipeline.recipe import InputPath
+from pipeline.stage import Phase, StageContext, StageSpec
+from pipeline.web import sources
+
+
+class WebIngest(StageSpec):
+    """Read CommonCrawl-style WARC/WET data from exactly one of three sources.
+
+    - `paths`: local files, globs or URLs (http(s)://, s3://);
+    - `crawl`: files `first_file`.. of the crawl's `warc.paths.gz` / `wet.paths.gz`;
+    - `index`: the columnar URL index (parquet), filtered by `domains` / `url_prefixes`, whose
+      records are fetched by byte range.
+
+    `base_url` is where crawl paths and index file names resolve (https mirror, s3://bucket/ or a
+    local copy); `storage_options` holds fsspec options per protocol (e.g. `s3: {endpoint_url: ...}`).
+    """
+
+    needs_input = False
+
+    paths: list[InputPath] = []
+    crawl: str | None = Field(default=None, pattern=r"^CC-MAIN-\d{4}-\d{2}$")
+    crawl_files: Literal["warc", "wet"] = "warc"
+    first_file: int = Field(default=0, ge=0)
+    num_files: int | None = Field(default=None, ge=1)
+    index: str | None = None
+    domains: list[str] = []
+    url_prefixes: list[str] = []
+    max_records: int | None = Field(default=None, ge=1)
+    base_url: str = "https://data.commoncrawl.org/"
+    storage_options: dict[str, dict] = {}
+    max_record_bytes: int = Field(default=16 << 20, ge=1024)
+    retries: int = Field(default=4, ge=0)
+    backoff: float = Field(default=0.5, ge=0)
+    timeout: float = Field(default=30.0, gt=0)
+    ranges_per_task: int = Field(default=1000, ge=1)
+
+    _plan: tuple | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("paths", "crawl", "index") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of paths, crawl, index (got {', '.join(given) or 'none'})")
+        if self.index and not (self.domains or self.url_prefixes):
+            raise ValueError("index needs domains or url_prefixes to select records")
+        if (self.domains or self.url_prefixes) and not self.index:
+            raise ValueError("domains and url_prefixes select from an index; set index")
+        return self
+
+    def plan(self) -> tuple[list[sources.Item], dict[str, str | None]]:
+        """The items to read, in a fixed order, and the crawl of each file where known."""
+        if self._plan is None:
+            if self.paths:
+                files = sources.expand_paths(self.paths)
+                self._plan = ([sources.Item(p) for p in files], {})
+            elif self.crawl:
+                stop = self.first_file + self.num_files if self.num_files else None
+                files = sources.crawl_files(self.base_url, self.crawl, self.crawl_files, self.first_file, stop, self.storage_options)
+                self._plan = ([sources.Item(p) for p in files], {p: self.crawl for p in files})
+            else:
+                hits = sources.select_from_index(
+                    self.index, self.base_url, self.domains, self.url_prefixes, self.max_records, self.storage_options
+                )
+                self._plan = ([i for i, _ in hits], {i.path: c for i, c in hits})
+        return self._plan
+
+    def default_tasks(self, ctx: StageContext) -> int:
+        items, _ = self.plan()
+        if self.index:
+            return max(1, math.ceil(len(items) / self.ranges_per_task))
+        return max(1, len(items))
+
+    def build(self, ctx: StageContext):
+        from pipeline.web.steps import WarcRecordReader
+
+        items, crawls = self.plan()
+        fetch = {"retries": self.retries, "backoff": self.backoff, "timeout": self.timeout}
+        return [WarcRecordReader(items, crawls, self.max_record_bytes, fetch, self.storage_options)]
+
+
+class WebExtract(StageSpec):
+    """HTML documents of a `web_ingest` stage to Markdown-like text keeping math and code.
+
+    With `dedup_urls`, only the first document of each normalised URL (in shard order) is kept,
+    so the same page from several crawls or files appears once.
+    """
+
+    main_content: bool = True
+    dedup_urls: bool = True
+
+    def phases(self, ctx: StageContext) -> list[Phase]:
+        from pipeline.web.steps import ExtractText, UrlDedupReader
+
+        tasks = self.tasks or self.default_tasks(ctx)
+        head = UrlDedupReader(ctx.input_dirs) if self.dedup_urls else ctx.reader()
+        return [Phase("main", [head, ExtractText(self.main_content), ctx.writer()], tasks)]
+
+    @classmethod
+    def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
+        """How many kept pages carry math and code, and how many formulas and code spans."""
+        import matplotlib.pyplot as plt
+
+        from pipeline.report import figure_html, table_html
+        from pipeline.web.steps import ExtractText
+
+        step = next((v for k, v in stats.get("steps", {}).items() if k.endswith(ExtractText.name)), {})
+        kept = stats.get("kept", {}).get("docs", 0)
+        rows = [
+            ["pages kept", kept, ""],
+            ["pages with math", int(step.get("pages_with_math", 0)), f"{int(step.get('math_kept', 0))} formulas"],
+            ["pages with code", int(step.get("pages_with_code", 0)), f"{int(step.get('code_kept', 0))} blocks and spans"],
+        ]
+        fig, ax = plt.subplots(figsize=(5, 1.8))
+        ax.barh([r[0] for r in rows][::-1], [r[1] for r in rows][::-1], color=["#6a9", "#69c", "#999"])
+        ax.set_xlabel("pages")
+        return [("Math and code kept by extraction", figure_html(fig) + table_html(["", "pages", "items"], rows))]

@@ -1,0 +1,192 @@
+"""The datatrove steps of the web stages: read records, drop repeated URLs, extract text."""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow.parquet as pq
+from datatrove.data import Document, DocumentsPipeline
+
+from pipeline import storage
+from pipeline.io import ShardReader
+from pipeline.steps import Step
+from pipeline.web import sources, urls
+from pipeline.web.charset import Undecodable, decode_html
+from pipeline.web.warc import Record, Skip
+
+log = logging.getLogger(__name__)
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class WarcRecordReader(Step):
+    """HTML response records (WARC) and text conversion records (WET) as documents of decoded text.
+
+    Task `rank` takes items `rank::world_size`. Whole files are streamed; index hits are fetched
+    by byte range. Every record that is not a document for a known reason is counted dropped.
+    """
+
+    name = "warc record reader"
+
+    def __init__(self, items: list[sources.Item], crawls: dict[str, str | None], max_record_bytes: int, fetch: dict, storage_options: dict):
+        super().__init__()
+        self.items = items
+        self.crawls = crawls
+        self.max_record_bytes = max_record_bytes
+        self.fetch = fetch
+        self.storage_options = storage_options
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from pipeline.web import warc
+        from pipeline.web.fetch import FetchError, RangeFetcher, open_stream
+
+        fetcher = RangeFetcher(storage_options=self.storage_options, **self.fetch)
+        for item in self.items[rank::world_size]:
+            crawl = self.crawls.get(item.path) or sources.crawl_of(item.path)
+            if item.length is None:
+                try:
+                    with open_stream(item.path, self.storage_options) as f:
+                        for rec in warc.iter_stream(f, self.max_record_bytes):
+                            yield from self._emit(rec, item.path, crawl)
+                except Exception as e:  # noqa: BLE001 - missing, unreachable or cut off mid-stream: one file, not the stage
+                    log.warning("skipping the rest of %s: %s: %s", item.path, type(e).__name__, e)
+                    self.count_in(nbytes=0)
+                    self.drop(None, "unreadable_file")
+                continue
+            try:
+                blob = fetcher.fetch(item.path, item.offset, item.length)
+            except FetchError as e:
+                log.warning("range fetch failed: %s", e)
+                self.count_in(nbytes=item.length)
+                self.drop(None, e.reason, nbytes=item.length)
+                continue
+            for rec in warc.iter_blob(blob, item.offset, self.max_record_bytes):
+                yield from self._emit(rec, item.path, crawl)
+
+    def _emit(self, rec: Record | Skip, path: str, crawl: str | None):
+        if isinstance(rec, Skip):
+            log.warning("%s @%d: skipped record (%s)", path, rec.offset, rec.reason)
+            self.count_in(nbytes=rec.nbytes)
+            self.drop(None, rec.reason, nbytes=rec.nbytes)
+            return
+        n = len(rec.payload)
+        self.count_in(nbytes=n)
+        if rec.kind == "response" and rec.status != 200:
+            self.drop(None, f"http_{(rec.status or 0) // 100}xx", nbytes=n)
+            return
+        if rec.kind == "conversion":
+            fmt, charset = "text", "utf-8"
+            try:
+                text = rec.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                self.drop(None, "undecodable_charset", nbytes=n)
+                return
+        else:
+            fmt = "html"
+            if not (rec.content_type.startswith(HTML_TYPES) or (not rec.content_type and b"<html" in rec.payload[:2048].lower())):
+                self.drop(None, "not_html", nbytes=n)
+                return
+            try:
+                text, charset = decode_html(rec.payload, rec.http_charset)
+            except Undecodable:
+                self.drop(None, "undecodable_charset", nbytes=n)
+                return
+        yield Document(
+            text=text,
+            id=(rec.record_id or f"{path}@{rec.offset}").strip("<>"),
+            metadata={
+                "source": "web",
+                "url": rec.url,
+                "domain": urls.registered_domain(rec.url),
+                "crawl": crawl,
+                "fetch_date": rec.date,
+                "content_type": rec.content_type or None,
+                "charset": charset,
+                "format": fmt,
+                "warc_file": path,
+                "warc_offset": rec.offset,
+            },
+        )
+
+
+class UrlDedupReader(ShardReader):
+    """Reads upstream shards and keeps the first document of each URL in shard order.
+
+    The decision for shard `s` depends only on shards before it and on itself, so the output is
+    the same for any task count: a task first loads the URL keys of every earlier shard (the
+    `url` column alone) and then streams its own shard.
+    """
+
+    name = "url dedup reader"
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        import xxhash
+
+        all_files = storage.list_shards(self.input_dirs)
+        seen: set[int] = set()
+        loaded = 0
+
+        def key(url: str) -> int:
+            return xxhash.xxh3_64_intdigest(urls.dedup_key(url).encode("utf-8", "surrogatepass"))
+
+        for s in range(rank, len(all_files), world_size):
+            for earlier in all_files[loaded:s]:
+                with storage.open_file(earlier, "rb") as f:
+                    col = pq.read_table(f, columns=["url"]).column("url").to_pylist()
+                seen.update(key(u) for u in col if u)
+            for doc in self._read(all_files[s]):
+                url = doc.metadata.get("url")
+                if url:
+                    k = key(url)
+                    if k in seen:
+                        self.drop(doc, "duplicate_url")
+                        continue
+                    seen.add(k)
+                yield doc
+            loaded = s + 1
+
+    def _read(self, path: str):
+        from pipeline import documents
+
+        with storage.open_file(path, "rb") as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_size):
+                for row in batch.to_pylist():
+                    doc = documents.from_row(row)
+                    self.count_in(doc)
+                    yield doc
+
+
+class ExtractText(Step):
+    """HTML documents to Markdown-like text (math and code kept); text documents pass through."""
+
+    name = "extract text"
+
+    def __init__(self, main_content: bool = True):
+        super().__init__()
+        self.main_content = main_content
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from pipeline.web.extract import extract
+
+        for doc in data:
+            if doc.metadata.get("format", "html") == "html":
+                with self.track_time():
+                    try:
+                        out = extract(doc.text, main_content=self.main_content)
+                    except Exception as e:  # resiliparse parser errors on hostile markup
+                        log.warning("extraction failed for %s: %s", doc.metadata.get("url"), e)
+                        self.drop(doc, "extract_error")
+                        continue
+                if out.stats["math_kept"]:
+                    self.stat_update("pages_with_math")
+                    self.stat_update("math_kept", value=out.stats["math_kept"])
+                if out.stats["code_kept"]:
+                    self.stat_update("pages_with_code")
+                    self.stat_update("code_kept", value=out.stats["code_kept"])
+                out.stats["html_chars"] = len(doc.text)
+                doc.text = out.text
+                doc.metadata["format"] = "markdown"
+                doc.metadata["extract"] = out.stats | {"chars": len(out.text)}
+            if not doc.text.strip():
+                self.drop(doc, "empty_text")
+                continue
+            yield doc

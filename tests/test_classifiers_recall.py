@@ -1,0 +1,263 @@
+"""The recall loop on a generated pool whose code and math domains and prefixes are known."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+from classifier_pool import pool_docs, write_pool, write_seed  # noqa: E402
+from conftest import read_stage  # noqa: E402
+
+from classifiers import loop  # noqa: E402
+from classifiers.loop import AnnotationError  # noqa: E402
+from pipeline.recipe import parse_recipe  # noqa: E402
+from pipeline.runner import Runner, RunError, stage_hash  # noqa: E402
+from pipeline.stage import StageContext  # noqa: E402
+from pipeline import storage  # noqa: E402
+
+HYPER = {"dim": 32, "bucket": 20000, "epoch": 40, "lr": 0.1, "min_count": 1, "word_ngrams": 2}
+
+
+def recipe_dict(run_dir, seeds_dir, rounds=2, auto=True, **extra) -> dict:
+    return {
+        "name": "recall-test",
+        "run_dir": str(run_dir),
+        "seed": 7,
+        "executor": "local",
+        "workers": 1,
+        "stages": [
+            {"name": "pool", "kind": "web_ingest", "paths": [str(seeds_dir / "dummy.warc.gz")]},
+            {
+                "name": "recall",
+                "kind": "recall",
+                "input": "pool",
+                "rounds": rounds,
+                "auto_annotate": auto,
+                "tokenizer": "whitespace",
+                **HYPER,
+                "targets": {
+                    "code": {"seeds": [str(seeds_dir / "code.jsonl")]},
+                    "math": {"seeds": [str(seeds_dir / "math_prefixes.txt")]},
+                },
+                **extra,
+            },
+        ],
+    }
+
+
+def prepare(tmp: Path, **kw):
+    """A run dir whose `pool` stage is already complete (generated shards), plus seeds."""
+    seeds = tmp / "seeds"
+    seeds.mkdir(parents=True)
+    (seeds / "dummy.warc.gz").write_bytes(b"")
+    write_seed(seeds / "code.jsonl", "code", 30)
+    (seeds / "math_prefixes.txt").write_text("# math seed: one wiki section\nhttps://mathwiki.org/wiki/algebra/\n")
+    run = tmp / "run"
+    data = recipe_dict(run, seeds, **kw)
+    recipe = parse_recipe(data)
+    pool_dir = run / "pool"
+    pool_dir.mkdir(parents=True)
+    write_pool(pool_dir / "part-00000.parquet", pool_docs())
+    (pool_dir / "_SUCCESS").write_text(stage_hash(recipe, "pool") + "\n")
+    return run, recipe, data
+
+
+def loop_cfg(recipe) -> loop.LoopConfig:
+    spec = recipe.stage("recall")
+    ctx = StageContext(run_dir=recipe.run_dir, stage="recall", seed=recipe.seed, input_dirs=[storage.join(recipe.run_dir, "pool")])
+    return spec.loop_config(ctx)
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory):
+    run, recipe, _ = prepare(tmp_path_factory.mktemp("auto"))
+    Runner(recipe, progress=False).run(["recall"])
+    return run, recipe
+
+
+def report(run, k):
+    return json.loads((run / "recall" / "rounds" / f"round_{k}" / "report.json").read_text())
+
+
+def recalled(run, k, target):
+    rows = pq.read_table(run / "recall" / "rounds" / f"round_{k}" / "recalled.parquet").to_pylist()
+    return {r["id"] for r in rows if r["target"] == target}
+
+
+def test_round1_finds_the_planted_domains_and_prefixes(auto_run):
+    run, _ = auto_run
+    r1 = report(run, 1)["targets"]
+    assert set(r1["code"]["related_domains"]) == {"codebase.dev", "forum.net"}
+    assert set(r1["math"]["related_domains"]) == {"mathwiki.org", "forum.net"}
+    assert {"docs.codebase.dev/api/", "www.forum.net/code/"} <= set(r1["code"]["suggested_prefixes"])
+    assert "www.forum.net/math/" in r1["math"]["suggested_prefixes"]
+    for t in ("code", "math"):
+        assert not any(p.startswith(("news.com", "travel.net", "www.forum.net/life")) for p in r1[t]["suggested_prefixes"])
+    assert "hardcode.io" not in r1["code"]["related_domains"]
+    # the prefix list selected the algebra section as math's seed
+    seed = json.loads((run / "recall" / "rounds" / "round_1" / "seed.json").read_text())
+    assert seed["math"]["from_prefixes"] == 20 and seed["math"]["size"] == 20
+    assert seed["code"]["from_files"] == 30
+
+
+def test_auto_annotation_grows_the_seed(auto_run):
+    run, _ = auto_run
+    rows = list(csv.DictReader(open(run / "recall" / "annotations" / "round_1.csv")))
+    assert rows and all(r["label"] == r["suggested"] for r in rows)
+    r1, r2 = report(run, 1)["targets"], report(run, 2)["targets"]
+    for t in ("code", "math"):
+        assert r2[t]["seed_grown"] > 0
+        assert r2[t]["seed_size"] == r1[t]["seed_size"] + r2[t]["seed_grown"]
+    # grown pages: under an accepted prefix and not recalled in round 1
+    seed2 = json.loads((run / "recall" / "rounds" / "round_2" / "seed.json").read_text())
+    accepted = seed2["code"]["accepted_prefixes"]
+    assert "docs.codebase.dev/api/" in accepted
+    grown = set(seed2["code"]["pool_ids"])
+    assert grown and not grown & recalled(run, 1, "code")
+    assert all(any(g.split("://")[1].startswith(p) for p in accepted) for g in grown)
+
+
+def test_round2_recalls_pages_round1_missed(auto_run):
+    run, _ = auto_run
+    new = recalled(run, 2, "code") - recalled(run, 1, "code")
+    assert any(i.startswith("https://hardcode.io/") for i in new)  # a domain no seed page came from
+    assert "hardcode.io" in report(run, 2)["targets"]["code"]["new_domains"]
+    assert recalled(run, 2, "math") - recalled(run, 1, "math")
+
+
+def test_round_metrics_match_the_files(auto_run):
+    run, _ = auto_run
+    sd = run / "recall"
+    for k in (1, 2):
+        rep = report(run, k)
+        scores = pq.read_table(sd / "_work" / f"round_{k}" / "scores").to_pylist()
+        annotations = list(csv.DictReader(open(sd / "annotations" / f"round_{k}.csv")))
+        for t, v in rep["targets"].items():
+            ids = recalled(run, k, t)
+            assert v["pages_recalled"] == len(ids) == sum(r[f"score.{t}"] >= v["cutoff"] for r in scores)
+            assert v["tokens_recalled"] == sum(r["tokens"] for r in scores if r["id"] in ids)
+            assert v["pages_scored"] == len(scores) == 291
+            assert v["candidate_prefixes"] == sum(r["target"] == t for r in annotations)
+            meta = json.loads((sd / "rounds" / f"round_{k}" / f"model_{t}" / "model.json").read_text())
+            assert meta["round"] == k and meta["tokenizer"] == "whitespace"
+            assert meta["data"]["positives"]["count"] == v["seed_size"]
+            assert v["heldout"] == {m: meta["metrics"]["heldout"][m] for m in ("precision", "recall", "f1", "auc")}
+            if k == 2:
+                prev = recalled(run, 1, t)
+                assert v["overlap_with_previous"] == round(len(ids & prev) / len(ids), 6)
+    # the stage's output: every page, scored by the last round's models; the books balance
+    docs = read_stage(run, "recall")
+    assert len(docs) == 291 and all(set(d.metadata["scores"]) == {"code", "math"} for d in docs)
+    last = {d.id for d in docs if d.metadata["scores"]["code"] >= report(run, 2)["targets"]["code"]["cutoff"]}
+    assert last == recalled(run, 2, "code")
+    stats = json.loads((sd / "_stats.json").read_text())
+    assert stats["balanced"] and stats["in"]["docs"] == 291
+
+
+def test_status_and_report_sections(auto_run, capsys):
+    from classifiers.cli import cmd_recall_status
+    from classifiers.stage import Recall
+
+    run, _ = auto_run
+    (run / "recipe.json").write_text(json.dumps({"stages": [{"name": "recall", "kind": "recall"}]}))
+    assert cmd_recall_status(type("A", (), {"run_dir": str(run)})) == 0
+    out = capsys.readouterr().out
+    assert "round" in out and "round_2.csv" in out and len([ln for ln in out.splitlines() if " code " in ln]) == 2
+    sections = Recall.report_sections(str(run / "recall"), {})
+    assert sections and "data:image/png;base64," in sections[0][1]
+
+
+# ---- manual annotation: bad CSVs, then continuing ----------------------------------------------
+
+
+def _cli(*argv) -> int:
+    from pipeline.cli import main
+
+    return main(list(argv))
+
+
+def _rewrite(path: Path, change) -> None:
+    rows = list(csv.DictReader(open(path)))
+    fields = list(rows[0])
+    change(rows)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_manual_annotation_errors_then_continue(tmp_path, capsys):
+    run, recipe, data = prepare(tmp_path, rounds=1, auto=False)
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(data))
+    assert _cli("recall", "run", str(recipe_path), "--rounds", "1", "--quiet") == 0
+    ann = run / "recall" / "annotations" / "round_1.csv"
+    rows = list(csv.DictReader(open(ann)))
+    assert rows and all(r["label"] == "" for r in rows)
+    cfg = loop_cfg(recipe)
+
+    with pytest.raises(AnnotationError, match=r"round_1\.csv: \d+ row\(s\) have no label"):
+        loop.read_annotations(cfg, 1)
+    # the CLI says the same in one line (the recall stage fails) and trains nothing
+    capsys.readouterr()
+    assert _cli("recall", "run", str(recipe_path), "--rounds", "2", "--quiet") == 1
+    err = capsys.readouterr().err
+    assert "have no label" in err and not (run / "recall" / "rounds" / "round_2" / "model_code").exists()
+
+    def bad_label(rs):
+        for r in rs:
+            r["label"] = r["suggested"]
+        rs[0]["label"] = "maybe"
+
+    _rewrite(ann, bad_label)
+    with pytest.raises(AnnotationError, match=r"round_1\.csv: line 2: label must be yes or no, got 'maybe'"):
+        loop.read_annotations(cfg, 1)
+
+    def unknown_prefix(rs):
+        rs[0]["label"] = "yes"
+        rs[1]["prefix"] = "nowhere.example/"
+
+    _rewrite(ann, unknown_prefix)
+    with pytest.raises(AnnotationError, match=r"line 3: unknown prefix 'nowhere.example/' for target '\w+' \(not a candidate of round 1\)"):
+        loop.read_annotations(cfg, 1)
+
+    def good(rs):
+        rs[1]["prefix"] = rows[1]["prefix"]
+        for r in rs:
+            r["label"] = "yes" if r["prefix"].startswith(("docs.codebase.dev", "www.forum.net/code", "www.forum.net/math", "mathwiki")) else "no"
+
+    _rewrite(ann, good)
+    model1 = run / "recall" / "rounds" / "round_1" / "model_code" / "model.bin"
+    before = model1.stat().st_mtime_ns
+    assert _cli("recall", "run", str(recipe_path), "--rounds", "2", "--quiet") == 0
+    assert model1.stat().st_mtime_ns == before  # round 1 was kept, not redone
+    seed2 = json.loads((run / "recall" / "rounds" / "round_2" / "seed.json").read_text())
+    assert "docs.codebase.dev/api/" in seed2["code"]["accepted_prefixes"] and seed2["code"]["grown"] > 0
+
+
+def test_empty_seed_is_refused_before_training(tmp_path):
+    run, recipe, data = prepare(tmp_path, rounds=1)
+    (tmp_path / "seeds" / "math_prefixes.txt").write_text("https://nothing-here.example/\n")
+    with pytest.raises(RunError, match=r"target 'math': the seed is empty .*refusing to train"):
+        Runner(recipe, progress=False).run(["recall"])
+    assert not (run / "recall" / "rounds" / "round_1" / "model_code").exists()
+
+
+def test_output_recalled_keeps_only_recalled_pages(tmp_path):
+    run, recipe, _ = prepare(tmp_path, rounds=1, output="recalled")
+    Runner(recipe, progress=False).run(["recall"])
+    cut = report(run, 1)["targets"]
+    docs = read_stage(run, "recall")
+    ids = {d.id for d in docs}
+    assert ids == recalled(run, 1, "code") | recalled(run, 1, "math")
+    assert all(any(d.metadata["scores"][t] >= cut[t]["cutoff"] for t in cut) for d in docs)
+    stats = json.loads((run / "recall" / "_stats.json").read_text())
+    assert stats["balanced"] and stats["dropped"]["not_recalled"]["docs"] == 291 - len(docs)

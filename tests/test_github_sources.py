@@ -1,0 +1,246 @@
+"""Reading repositories from directories, archives (with attacks) and file-level datasets."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import read_stage
+
+from pipeline.github import license as licenses
+from pipeline.github.sources import list_archive, safe_member_name
+
+MIT = """MIT License
+
+Copyright (c) 2020 Someone
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+and associated documentation files (the "Software"), to deal in the Software without restriction.
+The above copyright notice and this permission notice shall be included in all copies.
+"""
+APACHE = "                                 Apache License\n                           Version 2.0, January 2004\n"
+BSD3 = ("Redistribution and use in source and binary forms, with or without modification, are permitted... "
+        "Neither the name of the copyright holder nor the names of its contributors may be used")
+CODE = "def add(a, b):\n    return a + b\n"
+
+
+def stats(run_dir, stage):
+    return json.loads(Path(run_dir, stage, "_stats.json").read_text())
+
+
+@pytest.mark.parametrize("text,spdx", [(MIT, "MIT"), (APACHE, "Apache-2.0"), (BSD3, "BSD-3-Clause"),
+                                       ("GNU GENERAL PUBLIC LICENSE\nVersion 3, 29 June 2007", "GPL-3.0"),
+                                       ("GNU LESSER GENERAL PUBLIC LICENSE Version 2.1", "LGPL-2.1"),
+                                       ("all rights reserved", None)])
+def test_spdx_from_license_text(text, spdx):
+    assert licenses.spdx_from_text(text) == spdx
+
+
+def test_license_file_only_at_the_root():
+    assert licenses.detect({"LICENSE.md": MIT.encode(), "a.py": b"x"}) == "MIT"
+    assert licenses.detect({"vendor/LICENSE": MIT.encode()}) is None
+    assert licenses.detect({"COPYING": APACHE.encode(), "LICENSE": b"custom terms"}) == "Apache-2.0"
+
+
+@pytest.mark.parametrize("name,ok", [("a/b.py", "a/b.py"), ("./a//b.py", "a/b.py"), ("../evil.py", None),
+                                     ("a/../../evil.py", None), ("/etc/passwd", None), ("C:/x.py", None),
+                                     ("a\\..\\..\\x.py", None)])
+def test_safe_member_name(name, ok):
+    assert safe_member_name(name) == ok
+
+
+def make_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("proj-main/LICENSE", MIT)
+        zf.writestr("proj-main/src/app.py", CODE)
+        zf.writestr("proj-main/../../evil.py", CODE)  # zip-slip
+        zf.writestr("/abs/evil.py", CODE)
+        link = zipfile.ZipInfo("proj-main/link.py")
+        link.external_attr = 0o120777 << 16  # a symlink member pointing outside
+        zf.writestr(link, "/etc/passwd")
+    return path
+
+
+def make_tar(path: Path) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        def add(name, data=b"", **kw):
+            info = tarfile.TarInfo(name)
+            for k, v in kw.items():
+                setattr(info, k, v)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+        add("proj/LICENSE", APACHE.encode())
+        add("proj/lib/util.py", CODE.encode())
+        add("proj/../escape.py", CODE.encode())
+        add("/tmp/abs.py", CODE.encode())
+        add("proj/sym.py", type=tarfile.SYMTYPE, linkname="../../etc/passwd")
+        add("proj/hard.py", type=tarfile.LNKTYPE, linkname="/etc/passwd")
+        add("proj/fifo", type=tarfile.FIFOTYPE)
+    return path
+
+
+def test_zip_attacks_are_refused(tmp_path):
+    listing = list_archive(str(make_zip(tmp_path / "proj.zip")))
+    got = {e.path: e.skip for e in listing.entries}
+    assert got["LICENSE"] is None and got["src/app.py"] is None  # GitHub's top folder stripped
+    assert got["proj-main/../../evil.py"] == "unsafe_path" and got["/abs/evil.py"] == "unsafe_path"
+    assert got["link.py"] == "symlink"
+    assert listing.name == "proj"
+
+
+def test_tar_attacks_are_refused(tmp_path):
+    listing = list_archive(str(make_tar(tmp_path / "proj.tar.gz")))
+    got = {e.path: e.skip for e in listing.entries}
+    assert got == {"LICENSE": None, "lib/util.py": None, "proj/../escape.py": "unsafe_path", "/tmp/abs.py": "unsafe_path",
+                   "sym.py": "symlink", "hard.py": "symlink", "fifo": "special"}
+
+
+def test_ingest_archives_counts_every_member_and_nothing_is_written_outside(run_recipe, tmp_path):
+    arch = tmp_path / "arch"
+    arch.mkdir()
+    make_zip(arch / "proj.zip")
+    make_tar(arch / "other.tar.gz")
+    (arch / "broken.tar.gz").write_bytes((arch / "other.tar.gz").read_bytes()[:40])  # truncated
+    run_dir = run_recipe([{"name": "files", "kind": "github_files", "archives": [str(arch / "*")]}])
+    st = stats(run_dir, "files")
+    assert st["balanced"]
+    dropped = {k: v["docs"] for k, v in st["dropped"].items()}
+    assert dropped["unsafe_path"] == 4 and dropped["symlink"] == 3 and dropped["special"] == 1
+    assert dropped["archive_corrupt"] == 1
+    docs = {(d.metadata["repo"], d.metadata["path"]): d for d in read_stage(run_dir, "files")}
+    assert docs[("proj", "src/app.py")].metadata["license"] == "MIT"
+    assert docs[("other", "lib/util.py")].metadata["license"] == "Apache-2.0"
+    assert docs[("other", "lib/util.py")].metadata["lang"] == "Python"
+    assert not (tmp_path / "evil.py").exists() and not Path("/tmp/abs.py").exists()
+
+
+def test_local_directory_symlinks_sizes_and_exclusions(run_recipe, tmp_path):
+    repo = tmp_path / "repos" / "demo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "LICENSE").write_text(MIT)
+    (repo / "src" / "main.py").write_text(CODE)
+    (repo / "src" / "big.py").write_text(CODE * 100)
+    (repo / "src" / "blob.bin").write_bytes(b"\x00\x01" * 100)
+    (repo / "src" / "empty.py").write_text("")
+    (repo / "src" / "latin1.py").write_bytes(b"x = 'caf\xe9'\n")
+    (repo / "node_modules" / "dep").mkdir(parents=True)
+    (repo / "node_modules" / "dep" / "index.js").write_text("module.exports = 1;\n")
+    os.symlink("/etc/passwd", repo / "src" / "passwd.py")
+    os.symlink(str(tmp_path), repo / "linked_dir")
+    run_dir = run_recipe([{"name": "files", "kind": "github_files", "paths": [str(tmp_path / "repos")],
+                           "max_bytes": 1000}])
+    st = stats(run_dir, "files")
+    dropped = {k: v["docs"] for k, v in st["dropped"].items()}
+    assert st["balanced"] and st["in"]["docs"] == 9
+    assert dropped["symlink"] == 2 and dropped["too_large"] == 1 and dropped["binary"] == 1
+    assert dropped["empty"] == 1 and dropped["undecodable"] == 1 and dropped["vendored"] == 1
+    docs = {d.metadata["path"]: d for d in read_stage(run_dir, "files")}
+    main = docs["src/main.py"]
+    assert main.id == "demo:src/main.py" and main.text == CODE
+    assert main.metadata["license"] == "MIT" and main.metadata["size"] == len(CODE) and main.metadata["lang"] == "Python"
+
+
+def test_unknown_languages_can_be_dropped(run_recipe, tmp_path):
+    repo = tmp_path / "r"
+    repo.mkdir()
+    (repo / "a.py").write_text(CODE)
+    (repo / "notes.zzz").write_text("some words here\n")
+    run_dir = run_recipe([{"name": "f", "kind": "github_files", "paths": [str(repo)], "layout": "repo",
+                           "unknown_language": "drop"}])
+    assert [d.metadata["path"] for d in read_stage(run_dir, "f")] == ["a.py"]
+    assert stats(run_dir, "f")["dropped"]["unknown_language"]["docs"] == 1
+
+
+def stack_rows():
+    return [
+        {"content": CODE, "max_stars_repo_path": "a/x.py", "max_stars_repo_name": "o/alpha", "max_stars_count": 5,
+         "max_stars_repo_licenses": ["MIT"]},
+        {"content": "", "max_stars_repo_path": "a/empty.py", "max_stars_repo_name": "o/alpha", "max_stars_count": 5,
+         "max_stars_repo_licenses": ["MIT"]},
+        {"content": "x" * 5000, "max_stars_repo_path": "big.py", "max_stars_repo_name": "o/beta", "max_stars_count": 1,
+         "max_stars_repo_licenses": []},
+        {"content": "package main\n", "max_stars_repo_path": "m.go", "max_stars_repo_name": "o/beta", "max_stars_count": 1,
+         "max_stars_repo_licenses": []},
+    ]
+
+
+COLUMNS = {"content": "content", "path": "max_stars_repo_path", "repo": "max_stars_repo_name",
+           "stars": "max_stars_count", "license": "max_stars_repo_licenses"}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_file_level_datasets(run_recipe, tmp_path, fmt):
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(stack_rows()), path)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in stack_rows()))
+    stages = [{"name": "f", "kind": "github_files", "datasets": [str(path)], "dataset_columns": COLUMNS,
+               "max_bytes": 4000, "tasks": 3}]
+    run_dir = run_recipe(stages)
+    st = stats(run_dir, "f")
+    assert st["balanced"] and st["in"]["docs"] == 4 and st["kept"]["docs"] == 2
+    assert st["dropped"]["empty"]["docs"] == 1 and st["dropped"]["too_large"]["docs"] == 1
+    docs = {d.id: d for d in read_stage(run_dir, "f")}
+    assert docs["o/alpha:a/x.py"].metadata["stars"] == 5 and docs["o/alpha:a/x.py"].metadata["license"] == ["MIT"]
+    assert docs["o/beta:m.go"].metadata["lang"] == "Go"
+
+
+def test_dataset_missing_column_is_a_clear_error(run_recipe, tmp_path):
+    from pipeline.runner import RunError
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist([{"text": "x"}]), path)
+    with pytest.raises(RunError, match=r"missing column\(s\) \['content', 'path', 'repo'\]"):
+        run_recipe([{"name": "f", "kind": "github_files", "datasets": [str(path)]}])
+
+
+def test_a_source_is_required():
+    from pipeline.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match="give at least one of paths, archives, datasets, repo_list"):
+        parse_recipe({"name": "t", "run_dir": "x", "stages": [{"name": "f", "kind": "github_files"}]})
+
+
+@pytest.mark.slow
+def test_archives_and_datasets_from_s3(run_recipe, tmp_path, monkeypatch):
+    """The same readers over s3:// (moto's S3 server on 127.0.0.1)."""
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
+                     "AWS_ENDPOINT_URL": endpoint, "FSSPEC_S3_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(k, v)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="code")
+        s3.put_object(Bucket="code", Key="arch/proj.zip", Body=make_zip(tmp_path / "proj.zip").read_bytes())
+        pq.write_table(pa.Table.from_pylist(stack_rows()), tmp_path / "d.parquet")
+        s3.put_object(Bucket="code", Key="data/d.parquet", Body=(tmp_path / "d.parquet").read_bytes())
+        import fsspec
+
+        fsspec.config.conf["s3"] = {"client_kwargs": {"endpoint_url": endpoint}}
+        try:
+            run_dir = run_recipe([{"name": "f", "kind": "github_files", "archives": ["s3://code/arch/*.zip"],
+                                   "datasets": ["s3://code/data/d.parquet"], "dataset_columns": COLUMNS}],
+                                 workers=1)  # in this process: a pool started by an earlier test lacks the env
+        finally:
+            fsspec.config.conf.pop("s3", None)
+        st = stats(run_dir, "f")
+        assert st["balanced"] and st["dropped"]["unsafe_path"]["docs"] == 2
+        ids = {d.id for d in read_stage(run_dir, "f")}
+        assert {"proj:src/app.py", "o/alpha:a/x.py", "o/beta:m.go"} <= ids
+    finally:
+        server.stop()

@@ -1,0 +1,212 @@
+"""`codecurate ablate`: train one model per corpus with identical config, seed and token budget, evaluate all
+on the same held-out set and benchmarks, and print a table shaped like DeepSeek-Coder-V2's Table 1.
+
+A corpus is a run directory (its shards stage is found through `manifest.json`), a shards directory, or
+stage directories of plain parquet documents (comma-separated); those are tokenised here with the training
+config's tokenizer, each document followed by EOS as the shards stage does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import time
+
+from trainer.data import find_shards
+
+
+def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -> str:
+    """Write `out_dir/tokens-00000.bin/.idx`, its parquet twin and a manifest; reused when already complete."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import documents, storage
+    from tokenizer import load as load_tokenizer
+    from tokenizer.indexed_dataset import IndexedDatasetWriter
+
+    manifest = os.path.join(out_dir, "manifest.json")
+    files = storage.list_shards(stage_dirs)
+    if not files:
+        raise FileNotFoundError(f"no parquet documents in {', '.join(stage_dirs)}")
+    inputs = [[f, os.path.getsize(f), os.path.getmtime(f)] for f in files]
+    if os.path.exists(manifest):
+        with open(manifest, encoding="utf-8") as fh:
+            if json.load(fh).get("inputs") == inputs:
+                return out_dir
+    tok = load_tokenizer(tokenizer_name)
+    os.makedirs(out_dir, exist_ok=True)
+    rows, n_tokens = [], 0
+    with IndexedDatasetWriter(os.path.join(out_dir, "tokens-00000")) as w:
+        for f in files:
+            table = pq.read_table(f)
+            batch = table.to_pylist()
+            for row, ids in zip(batch, tok.encode_batch([r["text"] or "" for r in batch])):
+                if not ids:
+                    continue
+                w.add_document(ids + [tok.eos_id])
+                rows.append(row)
+                n_tokens += len(ids) + 1
+    pq.write_table(pa.Table.from_pylist(rows, schema=documents.SCHEMA), os.path.join(out_dir, "part-00000.parquet"), compression="zstd")
+    with open(manifest + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({"format": "codecurate-shards/1", "documents": len(rows), "tokens": n_tokens, "inputs": inputs,
+                   "shards": [{"text": "part-00000.parquet", "tokens_prefix": "tokens-00000", "documents": len(rows), "tokens": n_tokens}],
+                   "tokenizer": {"name": tok.name, "hash": tok.hash, "eos_id": tok.eos_id, "add_bos": False, "add_eos": True}}, f, indent=1)
+    os.replace(manifest + ".tmp", manifest)
+    return out_dir
+
+
+def resolve_corpus(name: str, spec: str, work_dir: str, tokenizer_name: str) -> str:
+    """A path `find_shards` accepts: the corpus itself when it has token shards, else its tokenised parquet."""
+    paths = [p for p in spec.split(",") if p]
+    if len(paths) == 1:
+        try:
+            find_shards(paths[0])
+            return paths[0]
+        except FileNotFoundError:
+            pass
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"corpus {name}: {', '.join(missing)} does not exist")
+    return tokenise_parquet(paths, os.path.join(work_dir, "tokens", name), tokenizer_name)
+
+
+def corpus_signature(path: str) -> str:
+    """Changes whenever the corpus's token shards do, so a stale ablation run is retrained, not resumed."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for prefix in find_shards(path):
+        for ext in (".idx", ".bin"):
+            st = os.stat(prefix + ext)
+            h.update(f"{os.path.abspath(prefix)}{ext}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _fresh_if_changed(out_dir: str, signature: str) -> None:
+    marker = os.path.join(out_dir, "corpus.sha256")
+    if os.path.exists(marker) and open(marker, encoding="utf-8").read().strip() != signature:
+        for name in ("ckpt.pt", "log.csv"):
+            if os.path.exists(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
+        shutil.rmtree(os.path.join(out_dir, "tb"), ignore_errors=True)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(marker, "w", encoding="utf-8") as f:
+        f.write(signature + "\n")
+
+
+def _fmt(x, pct: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
+
+
+def table(results: dict[str, dict]) -> str:
+    """Markdown table, one row per corpus (Table 1 of DeepSeek-Coder-V2 plus held-out losses)."""
+    cats = sorted({c for r in results.values() for c in ((r.get("heldout") or {}).get("by_category") or {})})
+    head = ["corpus", "tokens", "held-out loss", *[f"loss {c}" for c in cats], "HumanEval", "MBPP", "FIM EM"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        ho = r.get("heldout") or {}
+        row = [name, f"{r['tokens']:,}", _fmt((ho.get("overall") or {}).get("loss"))]
+        row += [_fmt(((ho.get("by_category") or {}).get(c) or {}).get("loss")) for c in cats]
+        row += [_fmt((r.get("humaneval") or {}).get("pass@1"), True), _fmt((r.get("mbpp") or {}).get("pass@1"), True),
+                _fmt((r.get("fim") or {}).get("exact_match"), True)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot_losses(runs: dict[str, str], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, out_dir in runs.items():
+        with open(os.path.join(out_dir, "log.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+        ax.plot([int(r["tokens"]) for r in rows], [float(r["loss"]) for r in rows], label=name)
+    ax.set_xlabel("training tokens")
+    ax.set_ylabel("training loss")
+    ax.set_title("codecurate ablate: loss curves")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, tokens: int | None = None,
+           heldout: str | None = None, humaneval_limit: int | None = None, skip_humaneval: bool = False,
+           mbpp_path: str | None = None, humaneval_x_path: str | None = None, fim_samples: int = 50,
+           max_new_tokens: int = 256, heldout_fraction: float | None = None, heldout_tokens: int | None = None,
+           quiet: bool = False) -> dict:
+    """Returns {corpus: results}; prints the table (always) and, unless `quiet`, training progress."""
+    from trainer.config import load_config
+    from trainer.eval import heldout_docs, score_model
+    from trainer.train import load_model, train
+
+    names = [n for n, _ in corpora]
+    if len(set(names)) != len(names):
+        raise ValueError(f"corpus names must be unique: {', '.join(names)}")
+    common = {} if heldout_fraction is None else {"train.heldout_fraction": heldout_fraction}
+    base = load_config(train_config, common)
+    say = (lambda *a: None) if quiet else print
+    os.makedirs(out_dir, exist_ok=True)
+    data = {n: resolve_corpus(n, spec, out_dir, base.train.tokenizer) for n, spec in corpora}
+    ref = heldout or names[0]
+    if ref not in data:
+        raise ValueError(f"--heldout {ref!r} is not one of the corpora ({', '.join(names)})")
+    docs = heldout_docs(data[ref], base.train.heldout_fraction, base.model.bos_token_id, base.model.eos_token_id)
+    if heldout_tokens and docs:  # the same cut for every model: each document's first tokens
+        per_doc = max(base.train.seq_len + 1, heldout_tokens // len(docs))
+        docs = [d | {"tokens": d["tokens"][:per_doc]} for d in docs]
+    say(f"held-out set: {len(docs)} documents of corpus {ref} (hash bucket {base.train.heldout_fraction:.1%}, excluded from every run)")
+    results, runs = {}, {}
+    for name in names:
+        overrides = common | {"train.data": [data[name]], "train.out_dir": os.path.join(out_dir, name)}
+        if tokens:
+            overrides |= {"train.max_tokens": tokens, "train.max_steps": None}
+        cfg = load_config(train_config, overrides)
+        _fresh_if_changed(cfg.train.out_dir, corpus_signature(data[name]))
+        say(f"== training on corpus {name} ({data[name]})")
+        t0 = time.time()
+        res = train(cfg, quiet=quiet)
+        runs[name] = cfg.train.out_dir
+        model, cfg = load_model(cfg.train.out_dir)
+        from tokenizer import load as load_tokenizer
+
+        tok = load_tokenizer(cfg.train.tokenizer)
+        ctx = cfg.train.seq_len
+        r = {"tokens": res["step"] * cfg.train.global_batch_tokens(1), "final_train_loss": res["loss"],
+             "train_seconds": round(time.time() - t0, 1)}
+        results[name] = r | score_model(model, tok, docs, ctx, humaneval_limit, skip_humaneval, mbpp_path,
+                                        humaneval_x_path, fim_samples, max_new_tokens)
+    md = table(results)
+    plot = os.path.join(out_dir, "loss_curves.png")
+    plot_losses(runs, plot)
+    with open(os.path.join(out_dir, "ablation.json"), "w", encoding="utf-8") as f:
+        json.dump({"corpora": dict(corpora), "train_config": train_config, "heldout_corpus": ref, "results": results}, f, indent=1, default=str)
+    with open(os.path.join(out_dir, "ablation.md"), "w", encoding="utf-8") as f:
+        f.write(md + "\n")
+    print(md)
+    print(f"loss curves: {plot}")
+    return results
+
+
+def demo_ablation(run_dir: str, tokens: int = 16_384) -> dict:
+    """The demo's tiny ablation: the recipe's final stage against its ingest stages' output (before filters
+    and dedup), tiny config, a few thousand tokens each, a small HumanEval slice."""
+    from pipeline import storage
+
+    recipe = storage.read_json(storage.join(run_dir, "recipe.json"))
+    stages = recipe["stages"]
+    curated = os.path.join(run_dir, stages[-1]["name"])
+    raw = ",".join(os.path.join(run_dir, s["name"]) for s in stages if not s.get("input"))
+    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "train", "tiny.yaml")
+    print(f"\nablation: curated ({stages[-1]['name']}) vs raw (ingest stages), {tokens:,} tokens each")
+    return ablate([("curated", curated), ("raw", raw)], config, os.path.join(run_dir, "ablation"), tokens=tokens,
+                  humaneval_limit=4, max_new_tokens=32, fim_samples=8, heldout_fraction=0.1, heldout_tokens=8192,
+                  quiet=True)

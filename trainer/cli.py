@@ -1,0 +1,108 @@
+"""`codecurate train`, `codecurate eval` and `codecurate ablate`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _pairs(values: list[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for v in values or []:
+        k, sep, path = v.partition("=")
+        if not sep or not k or not path:
+            raise SystemExit(f"codecurate: {what} expects NAME=PATH, got {v!r}")
+        out.append((k, path))
+    return out
+
+
+def _overrides(values: list[str]) -> dict:
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in _pairs(values, "--set")}
+
+
+def cmd_train(args) -> int:
+    from trainer.config import load_config
+    from trainer.train import train
+
+    try:
+        cfg = load_config(args.config, _overrides(args.set))
+        if args.data:
+            cfg.train.data = args.data
+        if args.out:
+            cfg.train.out_dir = args.out
+        if not cfg.train.data:
+            raise ValueError("no training data: give --data or train.data in the config")
+        train(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"codecurate: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from trainer.eval import evaluate
+
+    try:
+        res = evaluate(args.checkpoint, heldout=args.heldout, humaneval_limit=args.limit, skip_humaneval=args.no_humaneval,
+                       mbpp_path=args.mbpp, humaneval_x_path=args.humaneval_x, fim_samples=args.fim,
+                       max_new_tokens=args.max_new_tokens)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"codecurate: {e}", file=sys.stderr)
+        return 2
+    text = json.dumps(res, indent=1, default=str)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from trainer.ablate import ablate
+
+    try:
+        ablate(_pairs(args.corpus, "--corpus"), args.train, args.out, tokens=args.tokens, heldout=args.heldout,
+               humaneval_limit=args.limit, skip_humaneval=args.no_humaneval, mbpp_path=args.mbpp,
+               humaneval_x_path=args.humaneval_x, fim_samples=args.fim, max_new_tokens=args.max_new_tokens,
+               heldout_tokens=args.heldout_tokens)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"codecurate: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _bench_options(p) -> None:
+    p.add_argument("--limit", type=int, help="first N HumanEval/MBPP problems only")
+    p.add_argument("--no-humaneval", action="store_true", help="skip HumanEval")
+    p.add_argument("--mbpp", help="MBPP JSONL file (text, test_list)")
+    p.add_argument("--humaneval-x", help="HumanEval-X JSONL file (task_id, prompt, test)")
+    p.add_argument("--fim", type=int, default=50, help="FIM exact-match samples from held-out code (0: skip)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train the DeepSeek-V2-style MoE on token shards")
+    p.add_argument("config", help="YAML with model: and train: sections (configs/train/*.yaml)")
+    p.add_argument("--data", action="append", help="shards dir, run dir or .bin/.idx prefix (repeatable)")
+    p.add_argument("--out", help="output directory (checkpoint, log.csv, tb/); resumes when it holds ckpt.pt")
+    p.add_argument("--set", action="append", help="SECTION.KEY=VALUE override, e.g. train.max_tokens=1000000")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="held-out loss, HumanEval/MBPP/HumanEval-X pass@1 and FIM of a checkpoint")
+    p.add_argument("checkpoint", help="ckpt.pt or the training output directory")
+    p.add_argument("--heldout", action="append", help="shards/run dir for held-out documents (default: the training data)")
+    p.add_argument("--output", help="also write the JSON results here")
+    _bench_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("ablate", help="train and evaluate one model per corpus, same budget and seed")
+    p.add_argument("--corpus", action="append", required=True, help="NAME=RUN_DIR (or shards dir, or parquet stage dirs joined by commas)")
+    p.add_argument("--train", required=True, help="training config, e.g. configs/train/tiny.yaml")
+    p.add_argument("--tokens", type=int, help="training tokens per corpus (default: the config's budget)")
+    p.add_argument("--out", default="runs/ablation", help="output directory")
+    p.add_argument("--heldout", help="corpus whose held-out documents score every model (default: the first)")
+    p.add_argument("--heldout-tokens", type=int, help="cap on held-out tokens scored (each document's first tokens)")
+    _bench_options(p)
+    p.set_defaults(func=cmd_ablate)

