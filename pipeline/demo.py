@@ -28,7 +28,7 @@ def run_demo(run_dir: str = "runs/demo", executor: str | None = None, workers: i
     print(f"outputs:  {Path(result.run_dir, final).resolve()}")
     print(f"ablation: {Path(result.run_dir, 'ablation', 'ablation.md').resolve()}")
     print(f"report:   {Path(report).resolve()}")
-    print(f"status:  codecurate status {result.run_dir}")
+    print(f"status:   codecurate status {result.run_dir}")
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo import DEMO_RECIPE, _demo_seed
+from pipeline.demo import DEMO_RECIPE, REPO_ROOT, _demo_seed
 from pipeline.recipe import load_recipe, parse_recipe
 from pipeline.runner import Runner, RunError
 from pipeline.steps import Step
@@ -42,19 +42,28 @@ def assert_books_balance(run_dir, names):
 
 @pytest.fixture(scope="module")
 def demo_runs(tmp_path_factory):
-    """The demo recipe run on the local executor (1 worker) and through `codecurate demo` on Ray."""
+    """The demo recipe on the local executor (1 worker), and `codecurate demo` on Ray (2 workers).
+
+    Both run from their own working directory with the same relative run_dir, so that paths
+    recorded in metadata (e.g. the WARC file of a page) are the same strings in both runs.
+    """
     base = tmp_path_factory.mktemp("demo")
+    shared = REPO_ROOT.parent / "shared"
+    if shared.is_dir():  # the recipe's ${benchmarks} is ../shared/data/benchmarks
+        (base / "shared").symlink_to(shared)
     runs = {}
     local = base / "local"
-    build_sample(local / "_sample", _demo_seed())
-    recipe = load_recipe(DEMO_RECIPE, {"run_dir": str(local)})
-    Runner(recipe, executor="local", workers=1, progress=False).run()
-    runs["local"] = (local, recipe)
-    ray_dir = base / "ray"
-    r = subprocess.run(CLI + ["demo", "--run-dir", str(ray_dir)], capture_output=True, text=True, timeout=900)
+    build_sample(local / "runs" / "demo" / "_sample", _demo_seed())
+    cmd = CLI + ["run", str(DEMO_RECIPE), "--executor", "local", "--workers", "1", "--var", "run_dir=runs/demo", "--quiet"]
+    r = subprocess.run(cmd, cwd=local, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs["local"] = (local / "runs" / "demo", load_recipe(DEMO_RECIPE, {"run_dir": str(local / "runs" / "demo")}))
+    ray = base / "ray"
+    ray.mkdir()
+    r = subprocess.run(CLI + ["demo", "--run-dir", "runs/demo"], cwd=ray, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     runs["ray_stdout"] = r.stdout
-    runs["ray"] = (ray_dir, load_recipe(DEMO_RECIPE, {"run_dir": str(ray_dir)}))
+    runs["ray"] = (ray / "runs" / "demo", load_recipe(DEMO_RECIPE, {"run_dir": str(ray / "runs" / "demo")}))
     return runs
 
 
