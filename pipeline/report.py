@@ -134,7 +134,10 @@ def write_report(run_dir: str, output: str | None = None) -> str:
         parts += ["<h2>Funnel</h2>", _funnel(stats), "<h2>Stages</h2>", _stage_table(stats)]
     else:
         parts.append("<p>No stage has completed yet.</p>")
-    lang_parts = [_languages(s["stage"], storage.join(run_dir, s["stage"])) for s in stats]
+    # languages as ingested (source stages) and as they end up (the last stage)
+    shown = [s for s in stats if s.get("kind") in registry.KINDS and not registry.kind_class(s["kind"]).needs_input]
+    shown += [s for s in stats[-1:] if s not in shown]
+    lang_parts = [_languages(s["stage"], storage.join(run_dir, s["stage"])) for s in shown]
     if any(lang_parts):
         parts += ["<h2>Languages</h2>", *lang_parts]
     for s in stats:
