@@ -6,6 +6,8 @@ seed prefixes; later rounds: seed_{k-1} plus pool pages grown from the labels of
 per target. The stage then scores the pool (a distributed phase), and `analyze_round` decides
 what is recalled, which domains are related (recalled share above `domain_threshold`), which
 URL prefixes inside them are candidates, writes `annotations/round_k.csv` and the round report.
+With `group_by="repo"` the same loop runs over GitHub files: a repository is the "domain" and
+its directories (`owner/name/src/`) are the prefixes.
 
 Files under the stage directory:
 
@@ -36,7 +38,7 @@ import pyarrow.parquet as pq
 from pipeline import documents, storage
 
 from classifiers.model import Hyper, TrainError, train
-from classifiers.pages import normalize_prefix, read_pages, read_prefix_list, under, url_prefixes
+from classifiers.pages import normalize_prefix, page_domain, page_prefixes, read_pages, read_prefix_list, under
 
 CSV_COLUMNS = ["target", "domain", "prefix", "depth", "pages", "recalled", "recalled_fraction", "sample_titles", "suggested", "label"]
 LABELS = ("yes", "no")
@@ -70,6 +72,7 @@ class LoopConfig:
     prefix_depth: int = 3
     min_prefix_pages: int = 2
     auto_annotate: bool = False
+    group_by: str = "url"
 
     def target(self, name: str) -> TargetConfig:
         return TargetConfig(**self.targets[name])
@@ -127,15 +130,18 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
     file_pages: dict[str, list[dict]] = {}
     prefixes: dict[str, list[str]] = {}
     pool_ids: dict[str, set[str]] = {}
+    joined: dict[str, int] = {}  # grown pages not already in the seed (e.g. under a seed prefix)
     for t in cfg.names:
         tc = cfg.target(t)
-        file_pages[t], prefixes[t] = [], [normalize_prefix(p) for p in tc.seed_prefixes]
+        file_pages[t], prefixes[t] = [], [normalize_prefix(p, cfg.group_by) for p in tc.seed_prefixes]
         for s in tc.seeds:
             if s.endswith(".txt"):
-                prefixes[t] += read_prefix_list(s)
+                prefixes[t] += read_prefix_list(s, cfg.group_by)
             else:
                 file_pages[t] += list(read_pages(s))
-        pool_ids[t] = set(prev.get(t, {}).get("pool_ids", [])) | set(grown[t])
+        before = set(prev.get(t, {}).get("pool_ids", []))
+        pool_ids[t] = before | set(grown[t])
+        joined[t] = len(pool_ids[t]) - len(before)
 
     positives: dict[str, list[dict]] = {t: [] for t in cfg.names}
     from_prefixes: dict[str, int] = defaultdict(int)
@@ -143,13 +149,13 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
     reader = ShardReader(cfg.pool_dirs)
     for path in reader.files_for(0, 1):
         with storage.open_file(path, "rb") as f:
-            for row in pq.read_table(f, columns=["id", "text", "url"]).to_pylist():
-                page = {"id": row["id"], "text": row["text"] or "", "url": row["url"]}
+            for row in pq.read_table(f, columns=["id", "text", "url", "repo", "path"]).to_pylist():
+                page = {**row, "text": row["text"] or ""}
                 h = None
                 for t in cfg.names:
                     if page["id"] in pool_ids[t]:
                         positives[t].append(page)
-                    elif prefixes[t] and under(page["url"], prefixes[t]):
+                    elif prefixes[t] and under(page, prefixes[t], cfg.group_by):
                         positives[t].append(page)
                         pool_ids[t].add(page["id"])
                         from_prefixes[t] += 1
@@ -178,7 +184,7 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
             "size": len(pos),
             "from_files": len(file_pages[t]),
             "from_prefixes": from_prefixes[t],
-            "grown": len(grown[t]),
+            "grown": joined[t],
             "accepted_prefixes": accepted[t],
             "negatives": len(neg),
             "pool_ids": sorted(pool_ids[t]),
@@ -250,7 +256,7 @@ def grow_seed(cfg: LoopConfig, k: int) -> tuple[dict[str, list[str]], dict[str, 
     grown: dict[str, list[str]] = {}
     for t in cfg.names:
         pre = accepted[t]
-        grown[t] = sorted(r["id"] for r in rows if pre and r[f"score.{t}"] < cut[t] and under(r["url"], pre))
+        grown[t] = sorted(r["id"] for r in rows if pre and r[f"score.{t}"] < cut[t] and under(r, pre, cfg.group_by))
     return grown, accepted
 
 
@@ -290,17 +296,18 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
         recalled_rows += [{"target": t, "id": r["id"], "score": r[key]} for r in rec]
         per_domain: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for r in rows:
-            d = per_domain[r["domain"] or ""]
+            d = per_domain[page_domain(r, cfg.group_by)]
             d[0] += 1
             d[1] += r["id"] in rec_ids
         domains = {d: {"pages": n, "recalled": m, "fraction": round(m / n, 6)} for d, (n, m) in sorted(per_domain.items()) if d}
         related = sorted(d for d, v in domains.items() if v["fraction"] > cfg.domain_threshold)
         prefixes: dict[str, dict] = {}
         for r in rows:
-            if r["domain"] not in related:
+            dom = page_domain(r, cfg.group_by)
+            if dom not in related:
                 continue
-            for depth, p in url_prefixes(r["url"], cfg.prefix_depth):
-                e = prefixes.setdefault(p, {"domain": r["domain"], "depth": depth, "pages": 0, "recalled": 0, "titles": []})
+            for depth, p in page_prefixes(r, cfg.group_by, cfg.prefix_depth):
+                e = prefixes.setdefault(p, {"domain": dom, "depth": depth, "pages": 0, "recalled": 0, "titles": []})
                 e["pages"] += 1
                 if r["id"] in rec_ids:
                     e["recalled"] += 1

@@ -1,4 +1,9 @@
-"""Pages for training and recall: seed files (parquet/jsonl), URL-prefix lists, URL prefixes."""
+"""Pages for training and recall: seed files (parquet/jsonl), prefix lists, and where a page sits.
+
+The loop groups pages in one of two ways (`group_by`): web pages by URL (the domain is the
+registered domain, prefixes are `host/dir/.../`), GitHub files by repository (the domain is
+the repo, prefixes are `repo/dir/.../`, e.g. `owner/name/src/`).
+"""
 
 from __future__ import annotations
 
@@ -63,16 +68,19 @@ def _page(row: dict, f: str, i: int) -> dict:
     return out
 
 
-def read_prefix_list(path: str) -> list[str]:
-    """One URL prefix per line (blank lines and # comments skipped)."""
+def read_prefix_list(path: str, group_by: str = "url") -> list[str]:
+    """One URL (or `repo/dir/`) prefix per line (blank lines and # comments skipped)."""
     with storage.open_file(path, "r", encoding="utf-8") as fh:
         lines = [ln.strip() for ln in fh]
-    return [normalize_prefix(ln) for ln in lines if ln and not ln.startswith("#")]
+    return [normalize_prefix(ln, group_by) for ln in lines if ln and not ln.startswith("#")]
 
 
-def normalize_prefix(prefix: str) -> str:
-    """`https://Host/a/b` -> `host/a/b` (scheme dropped, host lower-cased), the form prefixes are compared in."""
+def normalize_prefix(prefix: str, group_by: str = "url") -> str:
+    """`https://Host/a/b` -> `host/a/b` (scheme dropped, host lower-cased), the form prefixes are compared in;
+    repo prefixes (`owner/name/src/`) are kept as written, without a leading slash."""
     p = prefix.strip()
+    if group_by == "repo":
+        return p.lstrip("/")
     if "://" in p:
         p = p.split("://", 1)[1]
     host, sep, rest = p.partition("/")
@@ -87,24 +95,48 @@ def url_key(url: str | None) -> str:
     return (parts.hostname or "") + (parts.path or "/")
 
 
-def url_prefixes(url: str | None, max_depth: int = 3) -> list[tuple[int, str]]:
-    """(depth, prefix) pairs: depth 0 is `host/`, depth d adds the page's first d directories.
+def _root_and_path(page: dict, group_by: str) -> tuple[str, str]:
+    if group_by == "repo":
+        return (page.get("repo") or "").strip("/"), (page.get("path") or "").lstrip("/")
+    host, _, path = url_key(page.get("url")).partition("/")
+    return host, path
+
+
+def page_key(page: dict, group_by: str = "url") -> str:
+    """Where a page sits, in the form prefixes match against: `host/path` of its URL, or `repo/path` of a file."""
+    if group_by == "repo":
+        root, path = _root_and_path(page, group_by)
+        return f"{root}/{path}" if root else ""
+    return url_key(page.get("url"))
+
+
+def page_domain(page: dict, group_by: str = "url") -> str:
+    """The unit the >threshold domain rule counts: the page's registered domain, or a file's repository."""
+    return (page.get("repo") or "").strip("/") if group_by == "repo" else page.get("domain") or ""
+
+
+def page_prefixes(page: dict, group_by: str = "url", max_depth: int = 3) -> list[tuple[int, str]]:
+    """(depth, prefix) pairs: depth 0 is `host/` (or `repo/`), depth d adds the page's first d directories.
 
     The last path segment is the page itself, so `h/a/b/page.html` gives h/, h/a/, h/a/b/.
     """
-    key = url_key(url)
-    if not key:
+    root, path = _root_and_path(page, group_by)
+    if not root:
         return []
-    host, _, path = key.partition("/")
     dirs = [d for d in path.split("/")[:-1] if d]
-    out = [(0, host + "/")]
+    out = [(0, root + "/")]
     for d in range(1, min(max_depth, len(dirs)) + 1):
-        out.append((d, host + "/" + "/".join(dirs[:d]) + "/"))
+        out.append((d, root + "/" + "/".join(dirs[:d]) + "/"))
     return out
 
 
-def under(url: str | None, prefixes: list[str]) -> bool:
-    key = url_key(url)
+def url_prefixes(url: str | None, max_depth: int = 3) -> list[tuple[int, str]]:
+    """`page_prefixes` of a bare URL."""
+    return page_prefixes({"url": url}, "url", max_depth)
+
+
+def under(page: dict, prefixes: list[str], group_by: str = "url") -> bool:
+    key = page_key(page, group_by)
     return bool(key) and any(key.startswith(p) for p in prefixes)
 
 

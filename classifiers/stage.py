@@ -29,7 +29,7 @@ class RecallTarget(BaseModel):
     @model_validator(mode="after")
     def _some_seed(self):
         if not self.seeds and not self.seed_prefixes:
-            raise ValueError("a target needs seeds (parquet/jsonl pages, .txt URL-prefix lists) or seed_prefixes")
+            raise ValueError("a target needs seeds (parquet/jsonl pages, .txt URL- or repo-prefix lists) or seed_prefixes")
         return self
 
 
@@ -38,7 +38,8 @@ class Recall(StageSpec):
     grow the seed from the (user- or auto-) accepted prefixes, and repeat for `rounds` rounds.
 
     The output is the input pages with `metadata["scores"][target]` from the last round's models
-    (`output: recalled` keeps only pages some target recalls).
+    (`output: recalled` keeps only pages some target recalls). `group_by: repo` runs the loop over
+    GitHub files: each repository counts as a domain and its directories (`owner/name/src/`) as prefixes.
     """
 
     targets: dict[str, RecallTarget] = Field(min_length=1)
@@ -59,6 +60,7 @@ class Recall(StageSpec):
     prefix_depth: int = Field(default=3, ge=1, le=3)
     min_prefix_pages: int = Field(default=2, ge=1)
     output: Literal["all", "recalled"] = "all"
+    group_by: Literal["url", "repo"] = "url"
 
     @model_validator(mode="after")
     def _target_names(self):
@@ -84,6 +86,7 @@ class Recall(StageSpec):
             prefix_depth=self.prefix_depth,
             min_prefix_pages=self.min_prefix_pages,
             auto_annotate=self.auto_annotate,
+            group_by=self.group_by,
         )
 
     def phases(self, ctx: StageContext) -> list[Phase]:

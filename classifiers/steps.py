@@ -26,8 +26,8 @@ class PoolReader(ShardReader):
 
 
 def page_title(doc) -> str:
-    """A page's title, or its first non-empty line, cut to 80 characters."""
-    title = doc.metadata.get("title")
+    """A page's title (a GitHub file's path), or its first non-empty line, cut to 80 characters."""
+    title = doc.metadata.get("title") or doc.metadata.get("path")
     if not title:
         title = next((ln.strip() for ln in doc.text.splitlines() if ln.strip()), "")
     return str(title)[:80]
@@ -82,11 +82,14 @@ class ScorePages(Step):
             yield doc
 
 
-SCORE_SCHEMA_BASE = [("id", pa.string()), ("url", pa.string()), ("domain", pa.string()), ("title", pa.string()), ("tokens", pa.int64())]
+SCORE_SCHEMA_BASE = [
+    ("id", pa.string()), ("url", pa.string()), ("domain", pa.string()), ("repo", pa.string()), ("path", pa.string()),
+    ("title", pa.string()), ("tokens", pa.int64()),
+]
 
 
 class ScoreFileWriter(Step):
-    """Writes one compact `part-{rank:05d}.parquet` of (id, url, domain, title, tokens, score.<target>...) per task."""
+    """Writes one compact `part-{rank:05d}.parquet` of (id, url, domain, repo, path, title, tokens, score.<target>...) per task."""
 
     name = "score file writer"
 
@@ -102,6 +105,8 @@ class ScoreFileWriter(Step):
             cols["id"].append(str(doc.id))
             cols["url"].append(url)
             cols["domain"].append(doc.metadata.get("domain") or registered_domain(url))
+            cols["repo"].append(doc.metadata.get("repo"))
+            cols["path"].append(doc.metadata.get("path"))
             cols["title"].append(page_title(doc))
             cols["tokens"].append(int(doc.metadata.get("tokens", 0)))
             for t in self.targets:
