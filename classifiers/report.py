@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 import re
 
@@ -52,7 +50,7 @@ def status_table(stage_dir: str) -> list[str]:
     return ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
 
 
-def charts_png(reps: list[dict]) -> bytes:
+def charts_html(reps: list[dict]) -> str:
     """Seed size, pages recalled, overlap and held-out metrics against the round, per target."""
     import matplotlib
 
@@ -75,16 +73,14 @@ def charts_png(reps: list[dict]) -> bytes:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return buf.getvalue()
+    from pipeline.report import figure_html
+
+    return figure_html(fig)
 
 
 def report_sections(stage_dir: str) -> list[tuple[str, str]]:
     reps = round_reports(stage_dir)
     if not reps:
         return []
-    img = base64.b64encode(charts_png(reps)).decode()
     table = html.escape("\n".join(status_table(stage_dir)))
-    return [("Recall loop", f'<img src="data:image/png;base64,{img}"/><pre>{table}</pre>')]
+    return [("Recall loop", charts_html(reps) + f"<pre>{table}</pre>")]

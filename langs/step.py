@@ -6,7 +6,6 @@ with `lang_exclusion` set, and the stage that owns the data decides whether to d
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 
 from datatrove.data import DocumentsPipeline
@@ -91,5 +90,6 @@ class TagLanguages(StageSpec):
                     counts[key] += int(val)
         if not counts:
             return []
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" for k, v in counts.most_common(40))
-        return [("Language tags", f"<table><tr><th>tag</th><th>documents</th></tr>{rows}</table>")]
+        from pipeline.report import table_html
+
+        return [("Language tags", table_html(["tag", "documents"], [[k, f"{v:,}"] for k, v in counts.most_common(40)]))]

@@ -8,6 +8,18 @@ import pytest
 from pipeline import documents, storage
 from pipeline.recipe import parse_recipe
 from pipeline.runner import Runner
+from pipeline.steps import Step
+
+
+class Boom(Step):
+    """A step that fails on the first document: for the failure-reporting tests."""
+
+    name = "boom"
+
+    def run(self, data, rank=0, world_size=1):
+        for doc in data:
+            raise ValueError(f"bad document {doc.id}")
+            yield doc
 
 
 def read_stage(run_dir, stage: str) -> list:

@@ -15,7 +15,6 @@ import pytest
 from pipeline.demo import DEMO_RECIPE, REPO_ROOT, _demo_seed
 from pipeline.recipe import load_recipe, parse_recipe
 from pipeline.runner import Runner, RunError
-from pipeline.steps import Step
 from pipeline.sample import build_sample
 
 pytestmark = pytest.mark.slow
@@ -178,19 +177,13 @@ def test_sigkill_mid_stage_then_resume_is_byte_identical(tmp_path):
 
 
 
-class Boom(Step):
-    name = "boom"
-
-    def run(self, data, rank=0, world_size=1):
-        for doc in data:
-            raise ValueError(f"bad document {doc.id}")
-            yield doc
-
-
 def test_failing_task_on_ray_names_the_error(tmp_path):
     import ray.cloudpickle
 
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Boom must travel to the workers
+    import conftest
+    from conftest import Boom
+
+    ray.cloudpickle.register_pickle_by_value(conftest)  # Boom must travel to the workers
     repos = make_repos(tmp_path / "repos", 1)
     recipe = parse_recipe({"name": "t", "run_dir": str(tmp_path / "run"), "executor": "ray", "stages": small_stages(repos)})
     object.__setattr__(recipe.stage("filter"), "build", lambda ctx: [Boom()])

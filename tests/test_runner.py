@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import read_stage
+from conftest import Boom, read_stage
 
 from pipeline import documents
 from pipeline.io import ShardWriter
 from pipeline.recipe import parse_recipe
 from pipeline.runner import Runner, RunError
-from pipeline.steps import Accounted, Step
+from pipeline.steps import Accounted
 
 
 @pytest.fixture
@@ -98,15 +98,6 @@ def test_changed_config_is_refused(run_recipe, repos):
 def test_stages_option_needs_completed_inputs(run_recipe, repos):
     with pytest.raises(RunError, match="needs 'ingest', which has not completed"):
         run_recipe(stages(repos), only=["filter"])
-
-
-class Boom(Step):
-    name = "boom"
-
-    def run(self, data, rank=0, world_size=1):
-        for doc in data:
-            raise ValueError(f"bad document {doc.id}")
-            yield doc
 
 
 def test_failing_task_gives_one_line_error(tmp_path, repos):

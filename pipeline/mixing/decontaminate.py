@@ -235,9 +235,10 @@ class DecontaminateStage(StageSpec):
 
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
+        from pipeline.report import table_html
+
         hits = {r.split("/", 1)[1]: d["docs"] for r, d in stats.get("dropped", {}).items() if r.startswith("contaminated/")}
-        rows = "".join(f"<tr><td>{b}</td><td>{n}</td></tr>" for b, n in sorted(hits.items()))
-        return [("Decontamination", f"<table><tr><th>benchmark</th><th>documents removed</th></tr>{rows}</table>")]
+        return [("Decontamination", table_html(["benchmark", "documents removed"], sorted(hits.items())))]
 
 
 def read_removed(stage_dir: str) -> list[dict]:
@@ -248,5 +249,3 @@ def read_removed(stage_dir: str) -> list[dict]:
         with fs.open(f, "r") as fh:
             out += [json.loads(line) for line in fh if line.strip()]
     return out
-
-

@@ -244,13 +244,9 @@ class Mix(StageSpec):
 
 def mix_chart_html(summary: dict) -> str:
     """Target vs achieved token share per category (bar chart) and the per-source table."""
-    import base64
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from pipeline.report import figure_html, table_html
 
     cats = sorted(summary["ratios_target"])
     x = np.arange(len(cats))
@@ -261,15 +257,7 @@ def mix_chart_html(summary: dict) -> str:
     ax.set_ylabel("share of tokens")
     ax.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    img = base64.b64encode(buf.getvalue()).decode()
-    rows = "".join(
-        f"<tr><td>{s}</td><td>{c}</td><td>{v['docs']}</td><td>{v['tokens']}</td><td>{v['epochs']:.3f}</td></tr>"
-        for c, cv in sorted(summary["categories"].items())
-        for s, v in sorted(cv["sources"].items())
-    )
+    rows = [[s, c, v["docs"], v["tokens"], f"{v['epochs']:.3f}"]
+            for c, cv in sorted(summary["categories"].items()) for s, v in sorted(cv["sources"].items())]
     return (f"<p>{summary['tokens']} tokens in {summary['docs']} documents (target {summary['target_tokens']}).</p>"
-            f'<img src="data:image/png;base64,{img}"/>'
-            f"<table><tr><th>source</th><th>category</th><th>docs</th><th>tokens</th><th>epochs</th></tr>{rows}</table>")
+            + figure_html(fig) + table_html(["source", "category", "docs", "tokens", "epochs"], rows))

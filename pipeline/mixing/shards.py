@@ -281,9 +281,10 @@ class TokenizeShards(StageSpec):
         m = storage.read_json(storage.join(stage_dir, "manifest.json"))
         if not m:
             return []
-        rows = "".join(f"<tr><td>{c}</td><td>{v['documents']}</td><td>{v['tokens']}</td><td>{v['ratio']:.4f}</td></tr>"
-                       for c, v in m["by_category"].items())
+        from pipeline.report import table_html
+
+        rows = [[c, v["documents"], v["tokens"], f"{v['ratio']:.4f}"] for c, v in m["by_category"].items()]
         html = (f"<p>{m['documents']} documents, {m['tokens']} tokens in {len(m['shards'])} shards; "
                 f"tokenizer {m['tokenizer']['name']} ({m['tokenizer']['hash'][:12]}).</p>"
-                f"<table><tr><th>category</th><th>documents</th><th>tokens</th><th>ratio</th></tr>{rows}</table>")
+                + table_html(["category", "documents", "tokens", "ratio"], rows))
         return [("Tokenized shards", html)]
