@@ -1,13 +1,16 @@
-"""MinHash near-dedup on real source files: ours vs datatrove, datasketch and rensa, in one process.
+"""MinHash near-dedup on real source files: ours vs datatrove, datasketch and rensa, on the same corpus.
 
     .venv/bin/python -m benchmarks.dedup --files 50000
 
-The corpus is the `.py` files of the installed site-packages plus several older releases of a
-few packages (`pip download`ed into the work dir, for real near-duplicates), as parquet shards.
+The corpus is the `.py` files of the installed site-packages plus several releases of a few
+packages (`pip download`ed into the work dir, for real near-duplicates), as parquet shards.
 Parameters are the same for everyone: 5-grams, 112 permutations in 14 bands x 8 rows. Printed:
 signature docs/s and MB/s on one core (ours, datatrove `MinhashDedupSignature`, datasketch
-`MinHash.update_batch`, rensa `RMinHash`), end-to-end time and peak RSS of ours vs datatrove's
-4-stage MinHash (local executor, one worker, same tasks), and how far the kept sets agree.
+`MinHash.update_batch`, rensa `RMinHash`), end-to-end wall and CPU time and peak RSS of ours vs
+datatrove's 4-stage MinHash (local executor, one worker, same tasks), how far the kept sets agree,
+and recall/precision of our clusters against exact Jaccard for a sample of files (brute force).
+`--parts` picks what runs: datatrove's end-to-end leg (~25 min at 50k files) saves its result in
+the work dir, and a later run without it reuses that result and says so.
 """
 
 from __future__ import annotations
@@ -35,8 +38,17 @@ DOWNLOADS = [
     "click==7.1.2", "click==8.0.4", "click==8.1.7",
     "attrs==21.4.0", "attrs==22.2.0", "attrs==23.1.0",
     "jinja2==2.11.3", "jinja2==3.0.3", "jinja2==3.1.2",
+    # larger packages, several releases each: ~31k .py files, most with a near-duplicate in the next release
+    *(f"django=={v}" for v in ("2.1.15", "2.2.28", "3.0.14", "3.1.14", "3.2.25", "4.0.10", "4.1.13", "4.2.16", "5.0.9", "5.1.2")),
+    *(f"sympy=={v}" for v in ("1.8", "1.9", "1.10.1", "1.11.1", "1.12", "1.13.3")),
+    *(f"pandas=={v}" for v in ("1.5.3", "2.0.3", "2.1.4", "2.2.3")),
+    *(f"scipy=={v}" for v in ("1.9.3", "1.10.1", "1.11.4", "1.13.1")),
+    *(f"numpy=={v}" for v in ("1.26.4", "2.0.2", "2.1.3")),
+    *(f"pip=={v}" for v in ("20.3.4", "21.3.1", "22.3.1", "23.3.2", "24.2")),
+    *(f"setuptools=={v}" for v in ("58.5.3", "62.6.0", "65.5.1", "68.2.2", "70.3.0", "75.1.0")),
 ]
 MAX_BYTES = 200_000
+PARTS = {"sigs", "datatrove", "ours", "brute"}
 
 
 def _download(specs: list[str], dest: str) -> list[str]:
@@ -305,32 +317,14 @@ def scale(work: str, n_docs: int, shards: int, tasks: int) -> None:
     print(f"  {stats['clusters']} clusters, {stats['duplicates_removed']} duplicates")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--files", type=int, default=50_000, help="source files in the corpus")
-    ap.add_argument("--sig-mb", type=float, default=8.0, help="MB of the corpus for the signature rates")
-    ap.add_argument("--tasks", type=int, default=4, help="tasks per phase, for both pipelines")
-    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "codecurate-bench-dedup"))
-    ap.add_argument("--scale", type=int, help="only measure the memory of buckets+clusters for this many synthetic docs")
-    args = ap.parse_args(argv)
-    os.makedirs(args.work, exist_ok=True)
-    if args.scale:
-        scale(args.work, args.scale, shards=16, tasks=args.tasks)
-        return 0
-    datatrove_xxhash_compat()
-
-    corpus = build_corpus(args.work, args.files, args.tasks)
-    docs = load_docs(corpus)
-    total_mb = sum(len(t.encode("utf-8", "surrogatepass")) for _, t in docs) / 1e6
-    print(f"corpus: {len(docs)} files, {total_mb:.1f} MB ({corpus}); load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-
-    # signature rates on an evenly spread sample
-    step = max(1, int(total_mb / args.sig_mb))
+def signature_rates(docs, total_mb: float, sig_mb: float, work: str) -> None:
+    """CPU-time rates on one core over an evenly spread sample of about `sig_mb` MB."""
+    step = max(1, int(total_mb / sig_mb))
     sample = [t for _, t in docs[::step]]
     mb = sum(len(t.encode("utf-8", "surrogatepass")) for t in sample) / 1e6
     print(f"\nsignatures, one core, {len(sample)} files / {mb:.1f} MB, 5-grams, 14x8:")
     rates = {}
-    for name, fn in [("ours", sig_ours), ("datatrove MinhashDedupSignature", lambda t: sig_datatrove(t, args.work)),
+    for name, fn in [("ours", sig_ours), ("datatrove MinhashDedupSignature", lambda t: sig_datatrove(t, work)),
                      ("datasketch update_batch", sig_datasketch), ("rensa RMinHash", sig_rensa)]:
         fn(sample[:10])  # warm-up: imports, permutation tables, spaCy
         t0 = time.process_time()
@@ -341,26 +335,136 @@ def main(argv=None) -> int:
     print(f"  ours / datatrove: {rates['ours'] / rates['datatrove MinhashDedupSignature']:.1f}x, "
           f"ours / rensa: {rates['ours'] / rates['rensa RMinHash']:.2f}x")
 
-    print(f"\nend to end, {len(docs)} files, local executor, 1 worker, {args.tasks} tasks:")
+
+def end_to_end(docs, corpus: str, work: str, tasks: int, parts: set[str]) -> None:
+    """Wall and CPU time, peak RSS and kept sets; datatrove's leg is saved, and reused when not re-run."""
+    print(f"\nend to end, {len(docs)} files, local executor, 1 worker, {tasks} tasks:")
+    recorded = os.path.join(work, "datatrove_e2e.json")
+    legs = [("ours (no verification)", lambda: e2e_ours(work, tasks, False)),
+            ("ours (exact-Jaccard verification)", lambda: e2e_ours(work, tasks, True))] if "ours" in parts else []
+    if "datatrove" in parts:
+        legs.insert(0, ("datatrove 4-stage", lambda: e2e_datatrove(work, corpus, tasks)))
     results = {}
-    for name, fn in [("datatrove 4-stage", lambda: e2e_datatrove(args.work, corpus, args.tasks)),
-                     ("ours (no verification)", lambda: e2e_ours(args.work, args.tasks, False)),
-                     ("ours (exact-Jaccard verification)", lambda: e2e_ours(args.work, args.tasks, True))]:
+    for name, fn in legs:
         with PeakRSS() as mem:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             kept, clustered = fn()
-            wall = time.perf_counter() - t0
-        results[name] = (set(kept), clustered, wall)
-        print(f"  {name:34s} {wall:8.1f} s  peak RSS {mem.peak / 2**20:7.0f} MiB (+{(mem.peak - mem.base) / 2**20:.0f})  "
-              f"kept {len(kept)}, removed {len(docs) - len(kept)}")
-    dt_kept, dt_clustered, dt_wall = results["datatrove 4-stage"]
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        results[name] = dict(kept=sorted(kept), clustered=sorted(clustered), wall=wall, cpu=cpu, peak=mem.peak, base=mem.base,
+                             files=len(docs), when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        _print_leg(name, results[name])
+    if "datatrove" in parts:
+        with open(recorded, "w") as f:
+            json.dump(results["datatrove 4-stage"], f)
+    elif os.path.exists(recorded):
+        with open(recorded) as f:
+            results["datatrove 4-stage"] = json.load(f)
+        if results["datatrove 4-stage"]["files"] != len(docs):
+            raise SystemExit(f"{recorded} is for another corpus ({results['datatrove 4-stage']['files']} files): re-run its leg")
+        _print_leg(f"datatrove 4-stage (recorded {results['datatrove 4-stage']['when']}, not re-run)", results["datatrove 4-stage"])
+    if "datatrove 4-stage" not in results or "ours" not in parts:
+        return
+    dt = results["datatrove 4-stage"]
+    dt_kept, dt_clustered = set(dt["kept"]), set(dt["clustered"])
     print("  agreement with datatrove (its kept member of a cluster is not chosen by stars/length/id, so")
     print("  the documents in duplicate clusters are the fair comparison):")
     for name in ("ours (no verification)", "ours (exact-Jaccard verification)"):
-        kept, clustered, wall = results[name]
+        r = results[name]
+        kept, clustered = set(r["kept"]), set(r["clustered"])
         both = len(clustered & dt_clustered) / max(1, len(clustered | dt_clustered))
-        print(f"  {name}: {dt_wall / wall:.1f}x faster; docs in duplicate clusters: ours {len(clustered)}, datatrove "
-              f"{len(dt_clustered)}, Jaccard {both:.3f}; kept sets Jaccard {len(kept & dt_kept) / len(kept | dt_kept):.4f}")
+        print(f"  {name}: {dt['wall'] / r['wall']:.1f}x faster (wall), {dt['cpu'] / r['cpu']:.1f}x (CPU); docs in duplicate "
+              f"clusters: ours {len(clustered)}, datatrove {len(dt_clustered)}, Jaccard {both:.3f}; "
+              f"kept sets Jaccard {len(kept & dt_kept) / len(kept | dt_kept):.4f}")
+
+
+def _print_leg(name: str, r: dict) -> None:
+    print(f"  {name:34s} {r['wall']:8.1f} s wall {r['cpu']:8.1f} s CPU  peak RSS {r['peak'] / 2**20:7.0f} MiB "
+          f"(+{(r['peak'] - r['base']) / 2**20:.0f})  kept {len(r['kept'])}, removed {r['files'] - len(r['kept'])}")
+
+
+def brute_force(docs, work: str, sample: int, threshold: float = 0.7) -> None:
+    """Recall and precision of our clusters against exact Jaccard, as in the tests, for an evenly spread
+    sample of documents against every document of the corpus (a sparse shingle-incidence product)."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    from dedup.shingles import shingle_set
+
+    t0 = time.process_time()
+    sets = [shingle_set(t or "") for _, t in docs]
+    sizes = np.array([len(x) for x in sets], dtype=np.int64)
+    vocab, cols = np.unique(np.concatenate(sets), return_inverse=True)
+    del sets
+    inc = csr_matrix((np.ones(len(cols), dtype=np.int32), cols.astype(np.int32), np.concatenate([[0], np.cumsum(sizes)])),
+                     shape=(len(docs), len(vocab)))
+    del cols
+    by_doc = inc.T.tocsr()
+    rows = np.arange(0, len(docs), max(1, len(docs) // sample))[:sample]
+    print(f"\nbrute force: exact Jaccard of {len(rows)} evenly spread files against all {len(docs)} "
+          f"({len(vocab)} distinct shingles):")
+    index = {doc_id: i for i, (doc_id, _) in enumerate(docs)}
+    for name in ("ours", "ours_verify"):
+        t = pq.read_table(os.path.join(work, "run", name, "clusters.parquet"), columns=["id", "cluster_id"]).to_pylist()
+        cluster = np.full(len(docs), -1, dtype=np.int64)
+        label = {}
+        for r in t:
+            cluster[index[r["id"]]] = label.setdefault(r["cluster_id"], len(label))
+        should = found = joined = right = 0
+        below = []  # Jaccard of the pairs in one cluster under the threshold (chains: a~b~c, a !~ c)
+        for lo in range(0, len(rows), 100):
+            chunk = rows[lo : lo + 100]
+            inter = (inc[chunk] @ by_doc).tocoo()
+            a, b = chunk[inter.row], inter.col
+            keep = a != b
+            a, b, n = a[keep], b[keep], inter.data[keep]
+            jac = n / (sizes[a] + sizes[b] - n)
+            same = (cluster[a] >= 0) & (cluster[a] == cluster[b])
+            should += int((jac >= threshold + 0.05).sum())
+            found += int((same & (jac >= threshold + 0.05)).sum())
+            members = cluster[chunk] >= 0  # pairs in one cluster that share no shingle have Jaccard 0
+            joined += int(sum(int((cluster == c).sum()) - 1 for c in cluster[chunk][members]))
+            right += int((same & (jac >= threshold)).sum())
+            below.append(jac[same & (jac < threshold)])
+        print(f"  {name:12s} recall {found / max(1, should):.4f} ({found}/{should} pairs at Jaccard >= {threshold + 0.05:.2f}), "
+              f"precision {right / max(1, joined):.4f} ({right}/{joined} pairs in one cluster at Jaccard >= {threshold})")
+        below = np.concatenate(below)
+        below = np.concatenate([below, np.zeros(joined - right - len(below))])  # those sharing no shingle
+        if len(below):
+            print(f"  {'':12s} the other {len(below)}: median Jaccard {np.median(below):.2f}, {np.mean(below >= 0.5):.0%} at >= 0.5")
+    print(f"  ({time.process_time() - t0:.0f} CPU s)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=50_000, help="source files in the corpus")
+    ap.add_argument("--sig-mb", type=float, default=8.0, help="MB of the corpus for the signature rates")
+    ap.add_argument("--tasks", type=int, default=4, help="tasks per phase, for both pipelines")
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "codecurate-bench-dedup"))
+    ap.add_argument("--parts", default="sigs,datatrove,ours,brute",
+                    help="comma list of sigs, datatrove, ours, brute; without datatrove, its recorded end-to-end result is reused")
+    ap.add_argument("--brute-sample", type=int, default=1000, help="files checked against all others by brute force")
+    ap.add_argument("--scale", type=int, help="only measure the memory of buckets+clusters for this many synthetic docs")
+    args = ap.parse_args(argv)
+    os.makedirs(args.work, exist_ok=True)
+    if args.scale:
+        scale(args.work, args.scale, shards=16, tasks=args.tasks)
+        return 0
+    datatrove_xxhash_compat()
+    parts = set(args.parts.split(","))
+    if parts - PARTS:
+        ap.error(f"unknown --parts: {', '.join(sorted(parts - PARTS))}")
+
+    corpus = build_corpus(args.work, args.files, args.tasks)
+    docs = load_docs(corpus)
+    total_mb = sum(len(t.encode("utf-8", "surrogatepass")) for _, t in docs) / 1e6
+    print(f"corpus: {len(docs)} files, {total_mb:.1f} MB ({corpus}); load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+    if "sigs" in parts:
+        signature_rates(docs, total_mb, args.sig_mb, args.work)
+    if parts & {"datatrove", "ours"}:
+        end_to_end(docs, corpus, args.work, args.tasks, parts)
+    if "brute" in parts:
+        brute_force(docs, args.work, args.brute_sample)
     return 0
 
 

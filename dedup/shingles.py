@@ -74,6 +74,12 @@ def shingle_hashes(text: str, ngram: int = 5, tokenizer: str = "code") -> np.nda
     return hash_tokens(tokens(text, tokenizer), ngram)
 
 
+def shingle_set(text: str, ngram: int = 5, tokenizer: str = "code") -> np.ndarray:
+    """The sorted distinct shingle hashes, for exact Jaccard (a sort beats `np.unique`'s hashing here)."""
+    h = np.sort(shingle_hashes(text, ngram, tokenizer))
+    return h[np.concatenate(([True], h[1:] != h[:-1]))] if len(h) else h
+
+
 def shingle_bytes(text: str, ngram: int = 5, tokenizer: str = "code") -> list[bytes]:
     """The shingles themselves (tokens joined by a space), for reference implementations."""
     toks = tokens(text, tokenizer)

@@ -66,7 +66,9 @@ class DedupNear(_Dedup):
     """MinHash LSH near-dedup: signatures, band buckets, optional exact-Jaccard check, components.
 
     `bands` x `rows` default to 14 x 8 of 112 permutations (datatrove/FineWeb); set both to
-    null to derive them from `threshold` with datasketch's optimal-parameter method.
+    null to derive them from `threshold` with datasketch's optimal-parameter method. With `verify`,
+    no pair of documents that share a bucket and reach `threshold` is lost (`dedup/big_buckets.py`;
+    short of a bucket that spends its bounded checks, counted as `big_bucket_unchecked_members`).
     """
 
     level: Literal["file", "repo", "page"] = "file"

@@ -15,11 +15,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 
+from dedup import big_buckets
 from dedup import keep as keeping
 from dedup import work
 from dedup.keys import text_key, url_key
 from dedup.minhash import MinHasher, band_keys
-from dedup.shingles import shingle_hashes
+from dedup.shingles import shingle_hashes, shingle_set
 from pipeline import documents, storage
 from pipeline.steps import Step
 
@@ -27,7 +28,8 @@ BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("ref", pa.uint64())])
 KEY_SCHEMA = pa.schema(
     [("hi", pa.uint64()), ("lo", pa.uint64()), ("ref", pa.uint64()), ("id", pa.string()), ("length", pa.int64()), ("stars", pa.float64())]
 )
-ALL_PAIRS_UP_TO = 8  # buckets this small give all their pairs to verification; larger ones a star
+ALL_PAIRS_UP_TO = 8  # with verification, buckets this small give all their pairs; larger ones go to big_buckets
+BIG_BUCKET_DOCS = 20_000  # Verify loads the shingle sets of about this many big-bucket members at a time
 
 
 class _Phase(Step):
@@ -112,9 +114,10 @@ def _groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Buckets(_Phase):
     """Partition `rank` of the band keys: documents sharing a bucket become candidate pairs.
 
-    Each bucket of n documents gives a star from its first document (n - 1 edges, enough for
-    the clusters); with verification on, buckets of up to ALL_PAIRS_UP_TO documents give all
-    their pairs, so one dissimilar first document does not hide the similar ones.
+    Without verification each bucket of n documents gives a star from its first document (n - 1
+    edges, enough for the clusters). With it, a dissimilar first document must not hide the
+    similar ones: buckets of up to ALL_PAIRS_UP_TO documents give all their pairs, larger ones
+    are written whole (`big/`) for `Verify` to resolve with `big_buckets`.
     Edges are written split by the shard of their first document, for `Verify`.
     """
 
@@ -138,6 +141,12 @@ class Buckets(_Phase):
             first = np.repeat(ref[starts], sizes)
             star = np.ones(len(ref), dtype=bool)
             star[starts] = False
+            if self.all_pairs:
+                big = np.repeat(sizes > ALL_PAIRS_UP_TO, sizes)
+                star &= ~big
+                self.stat_update("big_buckets", value=int((sizes > ALL_PAIRS_UP_TO).sum()))
+                work.write_table(self.path("big", f"p{rank:05d}.parquet"),
+                                 pa.table({"key": key[big], "ref": ref[big]}, schema=BAND_SCHEMA))
             a, b = [first[star]], [ref[star]]
             if self.all_pairs:
                 for s, n in zip(starts[(sizes > 2) & (sizes <= ALL_PAIRS_UP_TO)], sizes[(sizes > 2) & (sizes <= ALL_PAIRS_UP_TO)]):
@@ -169,7 +178,8 @@ class Verify(_Phase):
     """Keep only candidate pairs whose exact Jaccard similarity of shingle sets reaches the threshold.
 
     Task `rank` checks the pairs whose first document lies in its shards; the other side's
-    texts are read one input shard at a time, so memory stays bounded by a shard.
+    texts are read one input shard at a time, so memory stays bounded by a shard. It also
+    resolves its share of the big buckets (see `big_buckets`), BIG_BUCKET_DOCS members at a time.
     """
 
     name = "verify pairs"
@@ -178,9 +188,17 @@ class Verify(_Phase):
         super().__init__(input_dirs, work_dir)
         self.threshold, self.ngram, self.tokenizer = threshold, ngram, tokenizer
 
-    def _sets(self, shard: int, rows: np.ndarray) -> dict[int, np.ndarray]:
-        texts = self.input.rows(shard, rows, ["text"]).column("text").to_pylist()
-        return {int(r): np.unique(shingle_hashes(t or "", self.ngram, self.tokenizer)) for r, t in zip(rows, texts)}
+    def _sets(self, refs: np.ndarray, known: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+        """Shingle sets by ref (those not `known` already), reading each input shard of the refs once."""
+        known = known or {}
+        out = {int(r): known[int(r)] for r in refs if int(r) in known}
+        refs = np.array([r for r in refs if int(r) not in out], dtype=np.uint64)
+        shard_of = work.ref_shard(refs)
+        for shard in np.unique(shard_of):
+            sel = refs[shard_of == shard]
+            texts = self.input.rows(int(shard), work.ref_row(sel), ["text"]).column("text").to_pylist()
+            out.update({int(r): shingle_set(t or "", self.ngram, self.tokenizer) for r, t in zip(sel, texts)})
+        return out
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for shard, _ in self.input.mine(rank, world_size):
@@ -189,24 +207,44 @@ class Verify(_Phase):
                 edges = _unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy())
                 keep = np.zeros(len(edges), dtype=bool)
                 if len(edges):
-                    rows_a, rows_b = work.ref_row(edges[:, 0]), work.ref_row(edges[:, 1])
-                    left = self._sets(shard, np.unique(rows_a))
+                    left = self._sets(np.unique(edges[:, 0]))
                     other = work.ref_shard(edges[:, 1])
                     for s in np.unique(other):
                         idx = np.flatnonzero(other == s)
-                        right = self._sets(int(s), np.unique(rows_b[idx]))
+                        right = self._sets(np.unique(edges[idx, 1]), known=left if s == shard else None)
                         for k in idx:
-                            x, y = left[int(rows_a[k])], right[int(rows_b[k])]
-                            inter = len(np.intersect1d(x, y, assume_unique=True))
-                            union = len(x) + len(y) - inter
-                            keep[k] = union > 0 and inter / union >= self.threshold
+                            keep[k] = big_buckets.jaccard(left[int(edges[k, 0])], right[int(edges[k, 1])]) >= self.threshold
                 self.stat_update("verified_pairs", value=int(keep.sum()))
                 self.stat_update("rejected_pairs", value=int((~keep).sum()))
-                sel = edges[keep]
-                work.write_table(
-                    self.path("verified", work.shard_name(shard)),
-                    pa.table({"a": sel[:, 0], "b": sel[:, 1]}, schema=work.EDGE_SCHEMA),
-                )
+                self._write(work.shard_name(shard), edges[keep])
+        for path in work.glob(self.path("big"), "p*.parquet")[rank::world_size]:
+            with self.track_time():
+                self._big_buckets(path)
+
+    def _big_buckets(self, path: str) -> None:
+        t = work.read_tables([path], BAND_SCHEMA)
+        key, ref = t.column("key").to_numpy(), t.column("ref").to_numpy()
+        starts, sizes = _groups(key)
+        edges: list[tuple[int, int]] = []
+        first = 0
+        while first < len(starts):  # a chunk of whole buckets, about BIG_BUCKET_DOCS members
+            last = first + 1
+            while last < len(starts) and starts[last] + sizes[last] - starts[first] <= BIG_BUCKET_DOCS:
+                last += 1
+            lo, hi = starts[first], starts[last - 1] + sizes[last - 1]
+            similarity = big_buckets.Similarity(self._sets(np.unique(ref[lo:hi])))
+            for s, n in zip(starts[first:last], sizes[first:last]):
+                found, unchecked = big_buckets.resolve(ref[s : s + n].tolist(), similarity, self.threshold)
+                edges += found
+                self.stat_update("big_bucket_unchecked_members", value=unchecked)
+            self.stat_update("big_bucket_checks", value=len(similarity.known))
+            first = last
+        found = _unique_edges(*np.array(edges, dtype=np.uint64).reshape(-1, 2).T)
+        self.stat_update("big_bucket_edges", value=len(found))
+        self._write("big-" + path.rsplit("/", 1)[-1], found)
+
+    def _write(self, name: str, edges: np.ndarray) -> None:
+        work.write_table(self.path("verified", name), pa.table({"a": edges[:, 0], "b": edges[:, 1]}, schema=work.EDGE_SCHEMA))
 
 
 def _summary(stage_dir: str, docs: int, sizes: list[int], **extra) -> dict:

@@ -40,6 +40,18 @@ def planted_corpus(seed: int = 7, bases: int = 120, noise: int = 120) -> list[di
     return rows
 
 
+def odd_first_bucket(n: int = 12, seed: int = 5) -> list[str]:
+    """An unrelated document, then n - 1 versions of one base, each a small edit of the one before:
+    a chain whose neighbours are near-duplicates while its ends are not."""
+    rng = random.Random(seed)
+    texts = [_render(_doc(rng, 300))]
+    cur = _doc(rng, 300)
+    for _ in range(n - 1):
+        texts.append(_render(cur))
+        cur = [rng.choice(WORDS) if rng.random() < 0.015 else t for t in cur]
+    return texts
+
+
 def write_jsonl_shards(rows: list[dict], directory, shards: int = 4) -> str:
     os.makedirs(directory, exist_ok=True)
     for s in range(shards):

@@ -3,15 +3,17 @@ identical clusters for any task count, executor and after a resume, the CLI and 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash, MinHashLSH
-from dedup_corpus import jaccard_pairs, planted_corpus, run_dedup, write_jsonl_shards
+from dedup_corpus import jaccard_pairs, odd_first_bucket, planted_corpus, run_dedup, write_jsonl_shards
 from pydantic import ValidationError
 
 from dedup.minhash import MinHasher, band_keys, lsh_params
@@ -155,6 +157,69 @@ def test_ray_gives_the_same_clusters_as_local(planted, near4, tmp_path):
     for i in range(4):
         name = f"part-{i:05d}.parquet"
         assert open(tmp_path / "ray" / "dedup" / name, "rb").read() == open(os.path.join(near4, "dedup", name), "rb").read()
+
+
+def test_big_bucket_resolution_matches_brute_force_components():
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from dedup.big_buckets import Similarity, jaccard, resolve
+
+    def partition(n, edges):
+        a, b = zip(*edges) if edges else ((), ())
+        labels = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)[1]
+        return sorted(sorted(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels))
+
+    rng = random.Random(1)
+    for _ in range(60):
+        n, t = rng.randint(9, 30), rng.choice([0.5, 0.7, 0.8])
+        bases = [rng.sample(range(300), rng.randint(20, 60)) for _ in range(rng.randint(1, 5))]
+        sets = {}
+        for i in range(n):  # members drawn from a few bases, each edited a random amount
+            b = list(rng.choice(bases))
+            for _ in range(rng.randint(0, len(b) // 3)):
+                b[rng.randrange(len(b))] = rng.randrange(300)
+            sets[i] = np.unique(np.array(b, dtype=np.uint64))
+        edges, unchecked = resolve(list(range(n)), Similarity(sets), t)
+        assert unchecked == 0 and all(jaccard(sets[a], sets[b]) >= t for a, b in edges)
+        truth = [(a, b) for a, b in itertools.combinations(range(n), 2) if jaccard(sets[a], sets[b]) >= t]
+        assert partition(n, edges) == partition(n, truth)
+    # the work bound: members of a bucket of mutually dissimilar documents that ran out of checks are counted
+    sets = {i: np.arange(i * 10, i * 10 + 10, dtype=np.uint64) for i in range(12)}
+    assert resolve(list(range(12)), Similarity(sets), 0.7, budget=4) == ([], 12 - 5)
+
+
+def test_big_bucket_with_an_odd_first_member_loses_no_similar_pair(tmp_path):
+    """Every document in one LSH bucket larger than ALL_PAIRS_UP_TO, the first unlike all the others:
+    a star from it verifies nothing, yet every pair at Jaccard >= 0.7 must end in one cluster."""
+    from dedup import keep as keeping
+    from dedup import steps, work
+    from pipeline import documents
+
+    rows = [{"id": f"d{i:02d}", "text": t, "metadata": "{}"} for i, t in enumerate(odd_first_bucket(12))]
+    similar = [p for p, j in jaccard_pairs(rows).items() if j >= 0.7]
+    assert len(rows) > steps.ALL_PAIRS_UP_TO and not any("d00" in p for p in similar)
+    assert ("d01", "d11") not in similar and len(similar) < 55  # a chain, not all pairwise similar
+    inp = tmp_path / "in"
+    inp.mkdir()
+    pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in documents.SCHEMA.names} for r in rows], schema=documents.SCHEMA),
+                   inp / "part-00000.parquet")
+    wdir = str(tmp_path / "work")
+    refs = work.make_ref(0, np.arange(len(rows)))
+    work.write_table(os.path.join(wdir, "bands", work.shard_name(0, 0)),
+                     pa.table({"key": np.full(len(rows), 42, np.uint64), "ref": refs}, schema=steps.BAND_SCHEMA))
+    work.write_table(os.path.join(wdir, "members", work.shard_name(0)), pa.table(
+        {"ref": refs, "id": [r["id"] for r in rows], "length": [len(r["text"]) for r in rows], "stars": np.zeros(len(rows))},
+        schema=keeping.MEMBER_SCHEMA))
+    phases = [steps.Buckets([str(inp)], wdir, all_pairs=True),
+              steps.Verify([str(inp)], wdir, threshold=0.7, ngram=5, tokenizer="code"),
+              steps.Components([str(inp)], wdir, stage_dir=str(tmp_path), verified=True, keep=keeping.DEFAULT_KEEP)]
+    for step in phases:
+        step.run(None, 0, 1)
+    clusters = {r["id"]: r["cluster_id"] for r in pq.read_table(tmp_path / "clusters.parquet").to_pylist()}
+    assert set(clusters) == {r["id"] for r in rows[1:]} and len(set(clusters.values())) == 1
+    assert phases[0].stats["big_buckets"].total == 1 and phases[1].stats["big_bucket_unchecked_members"].total == 0
+    assert phases[1].stats["big_bucket_checks"].total < 55  # fewer than all pairs of the 11 similar ones
 
 
 def _write_jsonl(path, rows):
