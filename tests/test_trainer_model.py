@@ -165,3 +165,53 @@ def test_fused_loss_matches_plain_cross_entropy():
     torch.testing.assert_close(fused.loss, plain, atol=1e-6, rtol=1e-5)
     for n, p in m.named_parameters():
         torch.testing.assert_close(g_fused[n], p.grad, atol=1e-6, rtol=1e-4, msg=n)
+
+
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "torch_mm"])
+def test_fused_loss_chunks_pieces_and_underflow(monkeypatch, onednn):
+    """Several row chunks and vocabulary pieces, ignored rows, and a target whose probability underflows fp32
+    (loss > 87 nats, recomputed exactly) give the float64 reference loss and gradients, on both GEMM paths."""
+    from trainer import model as M
+
+    monkeypatch.setattr(M, "_CHUNK_ELEMS", 8000)  # 100 rows x 256 -> 4 chunks of 25 rows
+    monkeypatch.setattr(M, "_PIECE_ELEMS", 1000)  # 40 logits columns per GEMM: 7 pieces, the last one partial
+    torch.manual_seed(6)
+    h, w = torch.randn(100, 32), torch.randn(256, 32) * 0.3
+    labels = torch.randint(0, 256, (100,))
+    labels[:7] = -100
+    h[50] = w[3] * 40  # token 3 dominates row 50 by ~100 nats; its target is the least likely token
+    labels[50] = int((w @ h[50]).argmin())
+    hd, wd = h.double().requires_grad_(), w.double().requires_grad_()
+    rows = torch.nn.functional.cross_entropy(hd @ wd.t(), labels, ignore_index=-100, reduction="none")
+    assert rows[50] > 90
+    rows.sum().div((labels != -100).sum()).backward()
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", onednn)
+    hg, wg = h.clone().requires_grad_(), w.clone().requires_grad_()
+    loss = M.LinearCrossEntropy.apply(hg, wg, labels)
+    (2 * loss).backward()
+    torch.testing.assert_close(loss.double(), rows.sum() / 93, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(hg.grad.double(), 2 * hd.grad, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(wg.grad.double(), 2 * wd.grad, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [{}, {"q_lora_rank": 32, "rope_scaling": YARN}], ids=["lite", "q_lora+yarn"])
+def test_latent_cache_matches_full_recompute(extra):
+    """Prefill, a multi-token chunk and single tokens through MLA's latent cache give the logits of one full
+    forward; greedy generation with the cache equals generation without it, also once the window slides."""
+    from trainer.eval import generate
+    from trainer.model import LatentCache
+
+    torch.manual_seed(7)
+    m = DeepseekV2ForCausalLM(tiny(**extra)).eval()
+    ids = torch.randint(0, 256, (2, 40))
+    cache = LatentCache()
+    with torch.no_grad():
+        full = m(ids).logits
+        parts = [m(ids[:, :17], cache=cache).logits, m(ids[:, 17:30], cache=cache).logits]
+        parts += [m(ids[:, i : i + 1], cache=cache).logits for i in range(30, 40)]
+    assert cache.length == 40
+    assert [t.shape for t in cache.layers[0]] == [(2, 40, 32), (2, 1, 40, 16)]  # the latent and the rope key only
+    torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=1e-5)
+    prompt = ids[0, :12].tolist()
+    for context in (64, 20):  # 12 + 30 tokens: fits, or slides after 8 new tokens
+        assert generate(m, prompt, 30, context) == generate(m, prompt, 30, context, use_cache=False)

@@ -77,7 +77,7 @@ def _bench_options(p) -> None:
     p.add_argument("--limit", type=int, help="first N HumanEval/MBPP problems only")
     p.add_argument("--no-humaneval", action="store_true", help="skip HumanEval")
     p.add_argument("--mbpp", help="MBPP JSONL file (text, test_list)")
-    p.add_argument("--humaneval-x", help="HumanEval-X JSONL file (task_id, prompt, test)")
+    p.add_argument("--humaneval-x", help="HumanEval-X / MultiPL-E JSONL file, or a directory of them (one per language)")
     p.add_argument("--fim", type=int, default=50, help="FIM exact-match samples from held-out code (0: skip)")
     p.add_argument("--max-new-tokens", type=int, default=256)
 

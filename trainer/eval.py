@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -17,9 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from trainer.data import doc_hash, find_shards, is_heldout, text_of
-from trainer.sandbox import run_python
+from trainer.sandbox import run_program, run_python, unsandboxable
 
 STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
+# HumanEval-X / MultiPL-E language names -> trainer.sandbox.TOOLCHAINS keys; stops for records without stop_tokens
+LANGUAGES = {"py": "python", "c++": "cpp", "javascript": "js", "rust": "rs", "bash": "sh"}
+NATIVE_STOP = {"js": ("\nfunction ", "\n/*", "\n//", "\nconsole.log"), "java": ("\n    }\n",)}
+JAVA_TUPLES = re.compile(r"\b(Pair|Triplet|Quartet|Quintet|Sextet|Septet|Octet|Ennead|Decade|KeyValue|LabelValue)\b")
 
 
 def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs: int | None = None) -> list[dict]:
@@ -94,13 +100,22 @@ def heldout_loss(model, docs: list[dict], seq_len: int, batch_size: int = 8) -> 
 
 
 @torch.no_grad()
-def generate(model, ids: list[int], max_new_tokens: int, context: int, stop_ids: tuple[int, ...] = (), stop_text=None, tok=None) -> list[int]:
-    """Greedy decoding (full recompute per token); stops at a stop id or when `stop_text(decoded)` is true."""
+def generate(model, ids: list[int], max_new_tokens: int, context: int, stop_ids: tuple[int, ...] = (), stop_text=None,
+             tok=None, use_cache: bool = True) -> list[int]:
+    """Greedy decoding over the last `context` tokens; stops at a stop id or when `stop_text(decoded)` is true.
+    With `use_cache`, each step feeds only the new token (MLA's latent cache keeps the rest) until the window
+    starts to slide; from then on every position changes at each step, so the window is recomputed."""
+    from trainer.model import LatentCache
+
     device = next(model.parameters()).device
     out: list[int] = []
+    cache = LatentCache() if use_cache else None
     for _ in range(max_new_tokens):
         window = (ids + out)[-context:]
-        nxt = int(model(torch.tensor([window], device=device), last_only=True).logits[0, -1].argmax())
+        if cache is not None and len(ids) + len(out) > context:
+            cache = LatentCache()
+        fresh = window[cache.length :] if cache is not None else window
+        nxt = int(model(torch.tensor([fresh], device=device), last_only=True, cache=cache).logits[0, -1].argmax())
         if nxt in stop_ids:
             break
         out.append(nxt)
@@ -109,15 +124,15 @@ def generate(model, ids: list[int], max_new_tokens: int, context: int, stop_ids:
     return out
 
 
-def _truncate_at_stop(text: str) -> str:
-    cut = min((i for i in (text.find(s) for s in STOP) if i >= 0), default=len(text))
+def _truncate_at_stop(text: str, stop: tuple[str, ...] = STOP) -> str:
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
     return text[:cut]
 
 
-def complete(model, tok, prompt: str, max_new_tokens: int, context: int) -> str:
+def complete(model, tok, prompt: str, max_new_tokens: int, context: int, stop: tuple[str, ...] = STOP) -> str:
     gen = generate(model, tok.encode(prompt), max_new_tokens, context, (tok.eos_id,),
-                   stop_text=lambda s: any(x in s for x in STOP), tok=tok)
-    return _truncate_at_stop(tok.decode(gen))
+                   stop_text=lambda s: any(x in s for x in stop), tok=tok)
+    return _truncate_at_stop(tok.decode(gen), stop)
 
 
 def _read_jsonl(path: str) -> list[dict]:
@@ -162,19 +177,61 @@ def mbpp(model, tok, path: str, context: int, limit: int | None = None, max_new_
     return {"pass@1": passed / len(problems) if problems else float("nan"), "problems": len(problems)}
 
 
-def humaneval_x(model, tok, path: str, context: int, limit: int | None = None, max_new_tokens: int = 256) -> dict:
-    """HumanEval-X records ({task_id "Lang/N", prompt, test}) from a JSONL file. Python problems run in the
-    sandbox; other languages need their toolchains inside the sandbox and are reported as not run."""
-    recs = _read_jsonl(path)
-    python = [{"prompt": r["prompt"], "test": r["test"], "entry_point": r.get("entry_point")}
-              for r in recs if r["task_id"].lower().startswith("python/")]
-    others = defaultdict(int)
+def _language(rec: dict) -> str:
+    name = (rec.get("language") or rec["task_id"].split("/")[0]).lower()
+    return LANGUAGES.get(name, name)
+
+
+def _jsonl_files(path: str) -> list[str]:
+    if not os.path.isdir(path):
+        return [path]
+    return sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith((".jsonl", ".jsonl.gz")))
+
+
+def _native_pass_at_1(model, tok, lang: str, recs: list[dict], context: int, max_new_tokens: int, timeout: float) -> dict:
+    """prompt + completion + tests, compiled and run by `trainer.sandbox.run_program`."""
+    passed, failures, skipped = 0, {}, {}
     for r in recs:
-        lang = r["task_id"].split("/")[0]
-        if lang.lower() != "python":
-            others[lang] += 1
-    res = humaneval(model, tok, context, python, limit, max_new_tokens) if python else {"pass@1": float("nan"), "problems": 0}
-    return {"python": res, "not_run": dict(others)}
+        tests = r.get("tests") or r.get("test", "")
+        if lang == "java" and JAVA_TUPLES.search(r["prompt"] + tests):
+            skipped["needs the org.javatuples library"] = skipped.get("needs the org.javatuples library", 0) + 1
+            continue
+        stop = tuple(r.get("stop_tokens") or NATIVE_STOP.get(lang, ("\n}",)))
+        completion = complete(model, tok, r["prompt"], max_new_tokens, context, stop)
+        program = r["prompt"] + completion + "\n" + tests
+        if lang == "java":  # imported by every MultiPL-E Java prompt, used only by the problems skipped above
+            program = program.replace("import org.javatuples.*;\n", "")
+        res = run_program(lang, program, timeout=timeout)
+        passed += res.passed
+        if not res.passed:
+            failures[res.status] = failures.get(res.status, 0) + 1
+    run = len(recs) - sum(skipped.values())
+    out = {"pass@1": passed / run if run else float("nan"), "problems": run, "failures": failures}
+    return out | ({"skipped": skipped} if skipped else {})
+
+
+def humaneval_x(model, tok, path: str, context: int, limit: int | None = None, max_new_tokens: int = 256,
+                timeout: float = 10.0) -> dict:
+    """pass@1 (greedy) per language on HumanEval-X / MultiPL-E records from a JSONL file or a directory of them
+    ({task_id "Lang/N" or language, prompt, test or tests, stop_tokens?}). Python runs like HumanEval; C++,
+    JavaScript, Java, Rust and Bash compile and run in `trainer.sandbox.run_program`; a language without a
+    runner, toolchain or sandbox here is counted under "skipped" with the reason."""
+    by_lang: dict[str, list[dict]] = defaultdict(list)
+    for f in _jsonl_files(path):
+        for r in _read_jsonl(f):
+            by_lang[_language(r)].append(r)
+    out: dict = {"skipped": {}}
+    for lang, recs in sorted(by_lang.items()):
+        recs = recs[:limit] if limit else recs
+        if lang == "python":
+            problems = [{"prompt": r["prompt"], "test": r.get("test") or r["tests"], "entry_point": r.get("entry_point")}
+                        for r in recs]
+            out[lang] = humaneval(model, tok, context, problems, None, max_new_tokens, timeout)
+        elif reason := unsandboxable(lang):
+            out["skipped"][lang] = {"problems": len(recs), "reason": reason}
+        else:
+            out[lang] = _native_pass_at_1(model, tok, lang, recs, context, max_new_tokens, timeout)
+    return out
 
 
 def fim_exact_match(model, tok, docs: list[dict], context: int, limit: int = 50, max_new_tokens: int = 40, seed: int = 0) -> dict:

@@ -146,12 +146,11 @@ def rope_frequencies(cfg: ModelConfig) -> tuple[torch.Tensor, float]:
     return inv_freq, attention_factor
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (x[2i], x[2i+1]), the layout of DeepSeek's released weights."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    x0, x1 = pairs[..., 0], pairs[..., 1]
-    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
-    return out.flatten(-2).type_as(x)
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (x[2i], x[2i+1]), the layout of DeepSeek's released weights: as complex numbers,
+    x[2i] + i x[2i+1] times `rotation` [t, dim/2] = attention_factor * e^{i theta} (one kernel, not ten)."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
 
 
 # ---------------------------------------------------------------- Multi-head Latent Attention
@@ -183,7 +182,9 @@ class MultiHeadLatentAttention(nn.Module):
         if rs.get("mscale_all_dim"):
             self.scale *= yarn_mscale(rs["factor"], rs["mscale_all_dim"]) ** 2
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotation: torch.Tensor, cache: LatentCache | None = None,
+                index: int = 0) -> torch.Tensor:
+        """x [b, t, d] at positions cache.length.. (0 without a cache); `cache` gets this layer's new latents."""
         cfg = self.cfg
         b, t, _ = x.shape
         q = self.q_proj(x) if cfg.q_lora_rank is None else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
@@ -191,15 +192,41 @@ class MultiHeadLatentAttention(nn.Module):
         q_nope, q_rope = q.split([cfg.qk_nope_head_dim, cfg.qk_rope_head_dim], dim=-1)
 
         c_kv, k_rope = self.kv_a_proj_with_mqa(x).split([cfg.kv_lora_rank, cfg.qk_rope_head_dim], dim=-1)
-        kv = self.kv_b_proj(self.kv_a_layernorm(c_kv)).view(b, t, -1, cfg.qk_nope_head_dim + cfg.v_head_dim)
+        c_kv, k_rope = self.kv_a_layernorm(c_kv), apply_rope(k_rope.unsqueeze(1), rotation)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            c_kv, k_rope = cache.extend(index, c_kv, k_rope)
+        kv = self.kv_b_proj(c_kv).view(b, past + t, -1, cfg.qk_nope_head_dim + cfg.v_head_dim)
         k_nope, v = kv.transpose(1, 2).split([cfg.qk_nope_head_dim, cfg.v_head_dim], dim=-1)
 
-        q_rope = apply_rope(q_rope, cos, sin)
-        k_rope = apply_rope(k_rope.unsqueeze(1), cos, sin).expand(-1, k_nope.shape[1], -1, -1)
-        q = torch.cat((q_nope, q_rope), dim=-1)
-        k = torch.cat((k_nope, k_rope), dim=-1)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
+        q = torch.cat((q_nope, apply_rope(q_rope, rotation)), dim=-1)
+        k = torch.cat((k_nope, k_rope.expand(-1, k_nope.shape[1], -1, -1)), dim=-1)
+        if past == 0:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
+        else:  # query i sits at position past + i and sees keys 0..past + i
+            mask = torch.arange(past + t, device=x.device) <= torch.arange(past, past + t, device=x.device)[:, None]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+
+class LatentCache:
+    """MLA's inference cache: per layer only the normalised KV latent c_KV and the rotated shared RoPE key k^R,
+    kv_lora_rank + qk_rope_head_dim numbers per token (instead of 2 x heads x head_dim); each step up-projects
+    them to keys and values again."""
+
+    def __init__(self):
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.length = 0  # tokens cached; the next input starts at this position
+
+    def extend(self, index: int, latent: torch.Tensor, rope_key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append a layer's latents [b, t, r] and rope keys [b, 1, t, r'] to its cache; return all of them."""
+        if index == len(self.layers):
+            self.layers.append((latent, rope_key))
+        else:
+            old_latent, old_key = self.layers[index]
+            self.layers[index] = (torch.cat((old_latent, latent), 1), torch.cat((old_key, rope_key), 2))
+        return self.layers[index]
 
 
 # ---------------------------------------------------------------- DeepSeekMoE
@@ -356,13 +383,14 @@ class MoE(nn.Module):
 class DecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig, index: int):
         super().__init__()
+        self.index = index
         self.self_attn = MultiHeadLatentAttention(cfg)
         self.mlp = MoE(cfg) if cfg.is_moe_layer(index) else MLP(cfg.hidden_size, cfg.intermediate_size)
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, x, cos, sin) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+    def forward(self, x, rotation, cache: LatentCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x + self.self_attn(self.input_layernorm(x), rotation, cache, self.index)
         h = self.post_attention_layernorm(x)
         if isinstance(self.mlp, MoE):
             out, aux = self.mlp(h)
@@ -381,35 +409,74 @@ class Backbone(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
 
+_CHUNK_ELEMS = 1 << 26  # fp32 logits per chunk of rows (256 MB): few chunks, so the [V, d] gradient is summed rarely
+_PIECE_ELEMS = 1 << 22  # logits per GEMM call on CPU (16 MB): its output is reused heap memory, never fresh pages
+_scratch: dict[torch.device, torch.Tensor] = {}
+
+
+def _logits_buffer(numel: int, device: torch.device) -> torch.Tensor:
+    """A float32 buffer kept between training steps on CPU, where a fresh 100 MB array page-faults on every step
+    (the CUDA caching allocator already reuses its blocks)."""
+    if device.type != "cpu":
+        return torch.empty(numel, device=device)
+    buf = _scratch.get(device)
+    if buf is None or buf.numel() < numel:
+        buf = _scratch[device] = torch.empty(numel, device=device)
+    return buf[:numel]
+
+
+def _mm_t(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b.T. fp32 on CPU goes through oneDNN's inner product (fp32 throughout, as torch.mm): it has AVX-512
+    kernels for any x86 vendor, about twice MKL's sgemm on AMD for these thin (K = hidden) shapes."""
+    if a.dtype == b.dtype == torch.float32 and a.device.type == "cpu" and torch.backends.mkldnn.is_available() \
+            and torch.backends.mkldnn.enabled:
+        return torch.ops.mkldnn._linear_pointwise(a.contiguous(), b, None, "none", [], "")
+    return a @ b.t()
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of `h @ W.T` without materialising the [tokens, vocab] logits: rows are processed in
     chunks and the gradients computed on the way (same FLOPs, a fraction of the memory traffic, which is
-    what a 102,400-entry vocabulary costs on a small model)."""
+    what a 102,400-entry vocabulary costs on a small model).
+
+    Per chunk: logits into a reused buffer, softmax in place, then grad_h = P @ W and grad_W^T += h'^T P, where
+    h' = h / n (zero on ignored rows) folds the mean into the small operand; the one-hot part of
+    (P - Y) is subtracted from the [rows, d] results, never from P.
+    """
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor):
-        chunk = max(16, (1 << 23) // weight.shape[0])  # ~32 MB of fp32 logits at a time
+        t, vocab = h.shape[0], weight.shape[0]
         valid = labels != -100
         n = valid.sum().clamp(min=1)
-        loss = torch.zeros((), device=h.device, dtype=torch.float32)
+        scale = valid.float() / n  # d loss / d logits = (softmax - onehot) * scale, row by row
+        target = labels.clamp(min=0)
+        h_scaled_t = (h * scale[:, None].to(h.dtype)).t()
+        rows = -(-t // -(-t * vocab // _CHUNK_ELEMS))  # equal chunks of at most ~_CHUNK_ELEMS logits
+        piece = max(1, _PIECE_ELEMS // rows) if h.device.type == "cpu" else vocab
+        buf = _logits_buffer(rows * vocab, h.device)
         grad_h = torch.empty_like(h)
-        grad_w = torch.zeros(weight.shape, device=weight.device, dtype=torch.float32)
-        for s in range(0, h.shape[0], chunk):
-            hc, yc, vc = h[s : s + chunk], labels[s : s + chunk], valid[s : s + chunk]
-            logits = (hc @ weight.t()).float()
-            lse = torch.logsumexp(logits, dim=-1)
-            target = logits.gather(1, yc.clamp(min=0).unsqueeze(1)).squeeze(1)
-            loss += ((lse - target) * vc).sum()
-            grad = torch.softmax(logits, dim=-1)  # d loss / d logits = (softmax - onehot) / n on valid rows
-            grad.scatter_add_(1, yc.clamp(min=0).unsqueeze(1), -torch.ones_like(target).unsqueeze(1))
-            grad *= (vc.float() / n).unsqueeze(1)
-            grad = grad.to(hc.dtype)
-            grad_h[s : s + chunk] = grad @ weight.to(hc.dtype)
-            if hc.dtype == torch.float32:
-                grad_w.addmm_(grad.t(), hc)
-            else:
-                grad_w += (grad.t() @ hc).float()
-        ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))
+        grad_w_t = None
+        loss = torch.zeros((), device=h.device, dtype=torch.float32)
+        for s in range(0, t, rows):
+            hc, yc, vc = h[s : s + rows], target[s : s + rows], valid[s : s + rows]
+            probs = buf[: hc.shape[0] * vocab].view(hc.shape[0], vocab)
+            for o in range(0, vocab, piece):
+                probs[:, o : o + piece] = _mm_t(hc, weight[o : o + piece])
+            torch.softmax(probs, dim=-1, out=probs)
+            p_target = probs.gather(1, yc[:, None]).squeeze(1)
+            nll = -p_target.log()
+            lost = vc & (p_target < torch.finfo(torch.float32).tiny)  # underflowed (> 87 nats): recompute exactly
+            if lost.any():
+                z = (hc[lost] @ weight.t()).float()
+                nll[lost] = torch.logsumexp(z, -1) - z.gather(1, yc[lost, None]).squeeze(1)
+            loss += nll.where(vc, 0).sum()
+            p = probs.to(h.dtype)
+            grad_h[s : s + rows] = (_mm_t(p, weight.t()) - weight[yc]) * scale[s : s + rows, None].to(h.dtype)
+            part = _mm_t(h_scaled_t[:, s : s + rows], p.t()).float()
+            grad_w_t = part if grad_w_t is None else grad_w_t.add_(part)
+        grad_w_t.index_add_(1, target, h_scaled_t.float(), alpha=-1)
+        ctx.save_for_backward(grad_h, grad_w_t.t().contiguous().to(weight.dtype))
         return loss / n
 
     @staticmethod
@@ -448,17 +515,22 @@ class DeepseekV2ForCausalLM(nn.Module):
     def moe_layers(self) -> list[MoE]:
         return [layer.mlp for layer in self.model.layers if isinstance(layer.mlp, MoE)]
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, last_only: bool = False) -> Output:
-        """Logits for every position, or only the last one (`last_only`, for generation)."""
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, last_only: bool = False,
+                cache: LatentCache | None = None) -> Output:
+        """Logits for every position, or only the last one (`last_only`, for generation). With a `cache`, the
+        input continues the cached tokens (positions cache.length..), and is added to the cache."""
         b, t = input_ids.shape
-        pos = torch.arange(t, device=input_ids.device, dtype=torch.float32)
+        past = cache.length if cache is not None else 0
+        pos = torch.arange(past, past + t, device=input_ids.device, dtype=torch.float32)
         freqs = torch.outer(pos, self.model.inv_freq.float())
-        cos, sin = freqs.cos() * self.model.attention_factor, freqs.sin() * self.model.attention_factor
+        rotation = torch.polar(torch.full_like(freqs, self.model.attention_factor), freqs)
         x = self.model.embed_tokens(input_ids)
         aux = x.new_zeros((), dtype=torch.float32)
         for layer in self.model.layers:
-            x, layer_aux = layer(x, cos, sin)
+            x, layer_aux = layer(x, rotation, cache)
             aux = aux + layer_aux
+        if cache is not None:
+            cache.length += t
         x = self.model.norm(x[:, -1:] if last_only else x)
         if labels is not None and self.training:  # training needs the loss only: never build the logits
             loss = LinearCrossEntropy.apply(x.reshape(-1, x.shape[-1]), self.lm_head.weight, labels.reshape(-1))
