@@ -125,8 +125,10 @@ def _glob_rules() -> list[tuple[re.Pattern, str]]:
     return rules
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def glob_name(basename: str) -> str | None:
-    """The DeepSeek name whose Pygments-only glob matches this file name, if any."""
+    """The DeepSeek name whose Pygments-only glob matches this file name, if any (~60 globs: names
+    a repository repeats, such as README or Makefile, are tried once)."""
     for rx, ds in _glob_rules():
         if rx.match(basename):
             return ds

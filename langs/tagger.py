@@ -10,7 +10,6 @@ latin-1) files keep their language so a caller can choose what to drop.
 from __future__ import annotations
 
 import logging
-import posixpath
 from dataclasses import dataclass
 
 from langs import cascade, exclusions, names
@@ -37,14 +36,16 @@ def _kind(language: str | None, linguist: str | None) -> str | None:
     return lang.kind if lang else None
 
 
-def _tag(path: str | None, content: bytes, content_only: bool) -> Tag:
-    text, reason = exclusions.decode(bytes(content[:CONSIDER_BYTES]))
+def _tag(path: str | None, content: bytes, content_only: bool, decoded: str | None) -> Tag:
+    if decoded is not None and len(content) > CONSIDER_BYTES:  # the text of the first 50 KiB, where easy
+        decoded = decoded[:CONSIDER_BYTES] if decoded.isascii() else None
+    text, reason = exclusions.decode(bytes(content[:CONSIDER_BYTES]), decoded)
     if reason in ("empty", "binary"):
         return Tag(None, None, None, "excluded", 1.0, reason)
     path = path.replace("\\", "/") if path else None
-    base = None if content_only or not path else posixpath.basename(path)
+    base = None if content_only or not path else path[path.rfind("/") + 1 :]  # posixpath.basename, inlined
     if path and not content_only and reason is None:
-        reason = exclusions.path_reason(path.lstrip("/")) or ("generated" if exclusions.generated(path, text) else None)
+        reason = exclusions.reason(path, text)
     elif reason is None and exclusions.generated(None, text):
         reason = "generated"
     linguist, strategy, conf = cascade.detect(base, text)
@@ -56,10 +57,11 @@ def _tag(path: str | None, content: bytes, content_only: bool) -> Tag:
     return Tag(language, linguist, _kind(language, linguist), strategy, conf, reason)
 
 
-def tag(path: str | None, content: bytes, content_only: bool = False) -> Tag:
-    """Tag a file from its path (None or content_only: judge the text alone) and bytes."""
+def tag(path: str | None, content: bytes, content_only: bool = False, text: str | None = None) -> Tag:
+    """Tag a file from its path (None or content_only: judge the text alone) and bytes; `text`, when the
+    caller has it, is `content.decode("utf-8")` and saves decoding it again."""
     try:
-        return _tag(path, content or b"", content_only)
+        return _tag(path, content or b"", content_only, text)
     except Exception as e:  # a tagger bug must cost one file, not a whole stage
         log.exception("langs.tag failed on %r", path)
         return Tag(None, None, None, "error", 0.0, f"error: {type(e).__name__}")

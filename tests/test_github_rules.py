@@ -21,13 +21,33 @@ def lines_of(lengths: list[int]) -> str:
 def test_average_line_length_boundary():
     assert check(lines_of([100] * 100), "Python") is None
     text = lines_of([100] * 99 + [101])  # average 100.01
-    assert rules.line_stats(text)[0] == pytest.approx(100.01)
+    assert rules.line_stats(text, 1000) == (pytest.approx(100.01), False)
     assert check(text, "Python") == "avg_line_length"
+
+
+@pytest.mark.parametrize("size", [40, 5000])  # short texts use str/bytes methods, long ones numpy
+@pytest.mark.parametrize("piece", ["ab\n", "ab\r\n", "a\rb\n", "ab\x0c\n", "a\u2028b\n", "\u00e9t\u00e9 \u4e2d\n", "12 _\n"])
+def test_line_and_letter_counts_follow_the_str_definitions(piece, size):
+    text = (piece * (size // len(piece) + 1))[:size] + "tail"
+    lengths = [len(line) for line in text.splitlines()]
+    assert rules.line_stats(text, 3) == (sum(lengths) / len(lengths), max(lengths) > 3)
+    assert rules.alpha_fraction(text) == sum(c.isalpha() for c in text) / len(text)
 
 
 def test_maximum_line_length_boundary():
     assert check(lines_of([1000] + [10] * 20), "Python") is None
     assert check(lines_of([1001] + [10] * 20), "Python") == "max_line_length"
+
+
+@pytest.mark.parametrize("at", [0, 7, 250, 499, 500, 3001])
+@pytest.mark.parametrize("longest", [1000, 1001, 1999])
+def test_maximum_line_length_in_long_texts(at, longest):
+    """Long texts skip the line walk where every aligned block of 500 characters holds a break: a line
+    just over the limit must still be found wherever it starts."""
+    text = "\n" * at + lines_of([longest] + [10] * 600) + "x" * 3  # the long line starts at `at`
+    lengths = [len(line) for line in text.splitlines()]
+    assert len(text) > rules._NUMPY_FROM and max(lengths) == longest
+    assert rules.line_stats(text, 1000) == (sum(lengths) / len(lengths), longest > 1000)
 
 
 def test_alphabetic_fraction_boundary():

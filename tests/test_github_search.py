@@ -27,12 +27,16 @@ RECORDED_ITEM = {
 
 
 def fake_repos(n: int, start: dt.date, days: int) -> list[dict]:
+    """`n` repositories created over `days` days (at noon), or within the day `start` when `days` is 0."""
     out = []
     for i in range(n):
-        created = start + dt.timedelta(days=i * days // n)
+        if days:
+            created = dt.datetime.combine(start + dt.timedelta(days=i * days // n), dt.time(12))
+        else:
+            created = dt.datetime.combine(start, dt.time()) + dt.timedelta(seconds=i * 86400 // n)
         item = json.loads(json.dumps(RECORDED_ITEM))
         item.update(id=i, name=f"r{i:05d}", full_name=f"u{i % 7}/r{i:05d}", stargazers_count=1000 - i % 1000,
-                    created_at=f"{created.isoformat()}T12:00:00Z", clone_url=f"https://github.com/u{i % 7}/r{i:05d}.git")
+                    created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"), clone_url=f"https://github.com/u{i % 7}/r{i:05d}.git")
         if i % 5 == 0:
             item["license"] = None
         out.append(item)
@@ -86,7 +90,11 @@ class FakeGitHub:
     def match(self, q: str) -> list[dict]:
         terms = dict(t.split(":", 1) for t in q.split())
         lo, hi = terms["created"].split("..")
-        out = [r for r in self.repos if lo <= r["created_at"][:10] <= hi]
+        if "T" in lo:  # a time-of-day range, as `2020-01-01T00:00:00+00:00`: compare to the second
+            lo, hi = lo[:19], hi[:19]
+            out = [r for r in self.repos if lo <= r["created_at"][:19] <= hi]
+        else:
+            out = [r for r in self.repos if lo <= r["created_at"][:10] <= hi]
         if "stars" in terms:
             out = [r for r in out if r["stargazers_count"] >= int(terms["stars"].lstrip(">="))]
         return sorted(out, key=lambda r: (-r["stargazers_count"], r["id"]))
@@ -151,6 +159,29 @@ def test_splits_date_ranges_past_the_1000_result_cap():
     assert max(int(e["page"]) for e in gh.log) <= 10  # never asks for results past the cap
     ranges = {e["q"] for e in gh.log}
     assert "created:2020-01-01..2020-07-01" in ranges  # the first halving of the year
+
+
+def test_a_single_day_past_the_cap_splits_by_time_of_day():
+    gh = FakeGitHub(fake_repos(2300, dt.date(2020, 3, 1), 0))
+    try:
+        rows = discover(client(gh, Clock(), per_page=100), Query(dt.date(2020, 2, 28), dt.date(2020, 3, 3)))
+    finally:
+        gh.server.shutdown()
+        gh.server.server_close()
+    assert len(rows) == 2300
+    ranges = [e["q"] for e in gh.log if e["page"] == "1"]
+    assert "created:2020-03-01T00:00:00+00:00..2020-03-01T11:59:59+00:00" in ranges
+    assert "created:2020-03-01T12:00:00+00:00..2020-03-01T23:59:59+00:00" in ranges
+    assert max(int(e["page"]) for e in gh.log) <= 10
+
+
+def test_halves_of_a_day_cover_it_to_the_second():
+    day = Query(dt.date(2021, 5, 4), dt.date(2021, 5, 4), min_stars=3)
+    a, b = day.halves()
+    assert a.q() == "created:2021-05-04T00:00:00+00:00..2021-05-04T11:59:59+00:00 stars:>=3"
+    assert b.q() == "created:2021-05-04T12:00:00+00:00..2021-05-04T23:59:59+00:00 stars:>=3"
+    one = Query(dt.date(2021, 5, 4), dt.date(2021, 5, 4), within=(dt.datetime(2021, 5, 4, 1, 2, 3),) * 2)
+    assert not one.splittable()
 
 
 def test_secondary_limit_retry_after_and_reset_headers(github):

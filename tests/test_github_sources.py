@@ -15,7 +15,13 @@ import pytest
 from conftest import read_stage
 
 from pipeline.github import license as licenses
-from pipeline.github.sources import list_archive, safe_member_name
+from pipeline.github.sources import (
+    Unread,
+    list_archive,
+    list_directory,
+    read_file,
+    safe_member_name,
+)
 
 MIT = """MIT License
 
@@ -146,6 +152,49 @@ def test_local_directory_symlinks_sizes_and_exclusions(run_recipe, tmp_path):
     main = docs["src/main.py"]
     assert main.id == "demo:src/main.py" and main.text == CODE
     assert main.metadata["license"] == "MIT" and main.metadata["size"] == len(CODE) and main.metadata["lang"] == "Python"
+
+
+def test_read_file_stops_at_the_limit_and_at_a_binary_head(tmp_path):
+    small, at_limit, over = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    small.write_text(CODE)
+    at_limit.write_bytes(b"x" * 200_000)
+    over.write_bytes(b"x" * 200_001)
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\x00" + b"\x01" * 99_999)
+    assert read_file(str(small), 200_000) == CODE.encode() and read_file(str(at_limit), 200_000) == b"x" * 200_000
+    with pytest.raises(Unread) as big:
+        read_file(str(over), 200_000)
+    assert (big.value.reason, big.value.size) == ("too_large", 200_001)
+    with pytest.raises(Unread) as binary:  # decided by its first 8,000 bytes, the rest left unread
+        read_file(str(blob), 200_000)
+    assert (binary.value.reason, binary.value.size) == ("binary", 100_000)
+    tiny, late = tmp_path / "tiny.bin", tmp_path / "late.txt"
+    tiny.write_bytes(b"ab\x00")
+    late.write_bytes(b"x" * 8_000 + b"\x00")  # a NUL past Linguist's window: read whole, judged as text
+    with pytest.raises(Unread) as small_binary:
+        read_file(str(tiny), 200_000)
+    assert (small_binary.value.reason, small_binary.value.size) == ("binary", 3)
+    assert read_file(str(late), 200_000) == b"x" * 8_000 + b"\x00"
+    tiny.unlink(), late.unlink()
+    with pytest.raises(Unread) as both:  # too large first, as when the size was known beforehand
+        read_file(str(blob), 50_000)
+    assert (both.value.reason, both.value.size) == ("too_large", 100_000)
+    listing = list_directory(str(tmp_path))
+    assert [(e.path, e.size) for e in listing.entries] == [("a.py", None), ("b.py", None), ("blob.bin", None),
+                                                            ("c.py", None)]
+
+
+def test_unread_files_keep_their_full_size_in_the_books(run_recipe, tmp_path):
+    repo = tmp_path / "r"
+    repo.mkdir()
+    (repo / "a.py").write_text(CODE)
+    (repo / "blob.bin").write_bytes(b"\x00" * 100_000)
+    (repo / "huge.py").write_text("x = 1\n" * 50_000)
+    run_dir = run_recipe([{"name": "f", "kind": "github_files", "paths": [str(repo)], "layout": "repo",
+                           "max_bytes": 200_000}])
+    st = stats(run_dir, "f")
+    assert st["balanced"] and st["in"] == {"docs": 3, "bytes": len(CODE) + 100_000 + 300_000}
+    assert st["dropped"] == {"binary": {"docs": 1, "bytes": 100_000}, "too_large": {"docs": 1, "bytes": 300_000}}
 
 
 def test_unknown_languages_can_be_dropped(run_recipe, tmp_path):

@@ -109,6 +109,9 @@ def test_tag_fields_and_strategies():
     assert tag("run", b"#!/bin/bash\necho hi\n").strategy == "shebang"
     assert tag("x.k", b"x").strategy == "pygments"  # Linguist: KCL or KFramework, outside the 338
     assert tag("README.md", b"# x\n").kind == "prose" or tag("README.md", b"# x\n").kind == "markup"
+    for line in (b"# vim: set ft=ruby:", b"# vim: set filetype=ruby:", b"# -*- mode: ruby -*-"):
+        t = tag("build", b"puts 1\n" + line + b"\n")
+        assert (t.language, t.linguist, t.kind, t.strategy) == ("Ruby", "Ruby", "programming", "modeline"), line
 
 
 @pytest.mark.parametrize(
@@ -329,3 +332,24 @@ def test_path_prefilter_matches_exactly_what_the_regexps_match():
         plain = re.compile("|".join(f"(?:{p})" for p in pats))
         rules = exclusions.PathRules(pats)
         assert [rules.search(p) for p in paths] == [bool(plain.search(p)) for p in paths]
+
+
+def test_classifier_features_include_line_layout():
+    from langs.classifier import features
+
+    f = features("int x = 10;\n\tif (y) {\n")
+    assert f["LF:int"] == f["LF:if"] == 1 and f["LL:;"] == f["LL:{"] == 1  # first and last token per line
+    assert f["NUM"] == 1 and f["int x"] == 1  # numbers are one token; bigrams as before
+    assert f["LS:a a = "] == f["LE:a = 0;"] == 1 and f["LS:a (a) "] == f["LE: (a) {"] == 1  # shapes, SHAPE_CHARS wide
+    assert f["IND\t"] == 1 and f["SHAPE:a"] == 4 and "SHAPE:AA" not in f  # words only, not NUM
+    assert features('s = "a b"\n')["STR\""] == 1
+
+
+def test_content_only_heuristics_decide_between_languages_sharing_an_extension():
+    from langs.cascade import by_shared_extension
+
+    objc = "#import <Foundation/Foundation.h>\n@interface A : NSObject\n@end\n"
+    assert by_shared_extension(objc, ["C", "Objective-C", "C++"]) == "Objective-C"  # .h's rule decides
+    assert by_shared_extension(objc, ["C", "C++", "Python"]) == "C"  # the rule's language is not a candidate
+    assert by_shared_extension(objc, ["C", "Python", "Ruby"]) == "C"  # no shared extension: the classifier's choice
+    assert by_shared_extension("int main(void) { return 0; }\n", ["C++", "C"]) == "C++"  # only rules with patterns vote

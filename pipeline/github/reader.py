@@ -16,14 +16,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from datatrove.data import Document, DocumentsPipeline
-from langs import tag
 from loguru import logger
 
+from langs import tag
 from pipeline import storage
 from pipeline.github import license as licenses
 from pipeline.github.clone import CloneOptions, clone_repo
-from pipeline.github.sources import ArchiveError, Entry, RepoListing, dataset_rows, list_archive, list_directory, task_of
-from pipeline.steps import Step
+from pipeline.github.sources import (
+    BINARY_SCAN,
+    ArchiveError,
+    Entry,
+    RepoListing,
+    Unread,
+    dataset_rows,
+    list_archive,
+    list_directory,
+    task_of,
+)
+from pipeline.steps import Step, Tally
 
 
 def _size(path: str) -> int:
@@ -70,56 +80,67 @@ class RepoFileReader(Step):
 
     # ---- one file --------------------------------------------------------------------------
 
-    def _document(self, repo: str, path: str, data: bytes, meta: dict) -> Document | None:
-        """Tag (`langs.tag`) and decode one file's bytes; a document, or None after dropping it with a reason."""
+    def _document(self, repo: str, path: str, data: bytes, meta: dict, books: Tally) -> Document | None:
+        """Tag (`langs.tag`) and decode one file's bytes; a document, or None after dropping it with a reason.
+        `meta` holds the repository's known (not None) fields."""
         size = len(data)
         if not data:
-            self.drop(None, "empty", nbytes=0)
+            books.drop("empty", 0)
             return None
-        if b"\x00" in data[:8000]:  # Linguist's binary test, before the (costlier) tagger
-            self.drop(None, "binary", nbytes=size)
-            return None
-        t = tag(path, data)
-        if t.reason:  # Linguist's exclusions: vendored, generated, documentation, ...
-            self.drop(None, t.reason, nbytes=size)
-            return None
-        if t.language is None and not self.keep_unknown_language:
-            self.drop(None, "unknown_language", nbytes=size)
+        if data.find(b"\x00", 0, BINARY_SCAN) >= 0:  # Linguist's binary test, before the (costlier) tagger
+            books.drop("binary", size)
             return None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            self.drop(None, "undecodable", nbytes=size)
+            text = None
+        t = tag(path, data, text=text)
+        if t.reason:  # Linguist's exclusions: vendored, generated, documentation, ...
+            books.drop(t.reason, size)
             return None
-        md = {"source": self.source, "repo": repo, "path": path, "size": size, "lang": t.language,
-              "linguist": t.linguist, "lang_kind": t.kind}
-        md.update({k: v for k, v in meta.items() if v is not None})
-        return Document(text=text, id=f"{repo}:{path}", metadata={k: v for k, v in md.items() if v is not None})
+        if t.language is None and not self.keep_unknown_language:
+            books.drop("unknown_language", size)
+            return None
+        if text is None:
+            books.drop("undecodable", size)
+            return None
+        md = {"source": self.source, "repo": repo, "path": path, "size": size}
+        if t.language is not None:
+            md["lang"] = t.language
+        if t.linguist is not None:
+            md["linguist"] = t.linguist
+        if t.kind is not None:
+            md["lang_kind"] = t.kind
+        md.update(meta)
+        return Document(text=text, id=f"{repo}:{path}", metadata=md)
 
-    def _entry(self, repo: str, e: Entry, meta: dict) -> Document | None:
-        self.count_in(nbytes=e.size)
-        if e.skip:
-            self.drop(None, e.skip, nbytes=e.size)
-            return None
-        if e.size > self.max_bytes:
-            self.drop(None, "too_large", nbytes=e.size)
+    def _entry(self, repo: str, e: Entry, meta: dict, books: Tally) -> Document | None:
+        if e.skip or (e.size is not None and e.size > self.max_bytes):
+            books.count_in(e.size)
+            books.drop(e.skip or "too_large", e.size)
             return None
         try:
-            data = e.read()
+            data = e.read(self.max_bytes)
+        except Unread as skipped:
+            books.count_in(skipped.size)
+            books.drop(skipped.reason, skipped.size)
+            return None
         except Exception as ex:  # a truncated member, a file that vanished: skip it, keep going
             logger.warning(f"{repo}: cannot read {e.path}: {type(ex).__name__}: {ex}")
-            self.drop(None, "unreadable", nbytes=e.size)
+            books.count_in(e.size or 0)
+            books.drop("unreadable", e.size or 0)
             return None
-        return self._document(repo, e.path, data, meta)
+        books.count_in(len(data) if e.size is None else e.size)
+        return self._document(repo, e.path, data, meta, books)
 
     # ---- one repository ---------------------------------------------------------------------
 
     def _license(self, listing: RepoListing) -> str | None:
         texts = {}
         for e in listing.entries:
-            if not e.skip and e.size <= self.max_bytes and licenses.is_license_file(e.path):
+            if not e.skip and (e.size or 0) <= self.max_bytes and licenses.is_license_file(e.path):
                 try:
-                    texts[e.path] = e.read()
+                    texts[e.path] = e.read(self.max_bytes)
                 except Exception:  # reported when the file itself is read
                     continue
         return licenses.detect(texts)
@@ -128,11 +149,16 @@ class RepoFileReader(Step):
         meta = dict(listing.extra)
         meta["commit"] = listing.commit
         meta["license"] = self._license(listing) or meta.get("license")
+        meta = {k: v for k, v in meta.items() if v is not None}
         self.stat_update("repos")
-        for e in listing.entries:
-            doc = self._entry(listing.name, e, meta)
-            if doc is not None:
-                yield doc
+        books = Tally(self)
+        try:
+            for e in listing.entries:
+                doc = self._entry(listing.name, e, meta, books)
+                if doc is not None:
+                    yield doc
+        finally:
+            books.flush()
 
     def _fail_repo(self, name: str, reason: str, detail: str, nbytes: int = 0) -> None:
         logger.warning(f"{name}: skipped ({reason}): {detail}")
@@ -177,20 +203,25 @@ class RepoFileReader(Step):
 
     def _dataset(self, rank: int, world_size: int) -> Iterator[Document]:
         for path in self.datasets:
-            for row in dataset_rows(path, self.columns):
-                repo = str(row.get("repo") or "")
-                if task_of(repo, world_size) != rank:
-                    continue
-                content = row.get("content")
-                data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else (content or b"")
-                self.count_in(nbytes=len(data))
-                if len(data) > self.max_bytes:
-                    self.drop(None, "too_large", nbytes=len(data))
-                    continue
-                meta = {"stars": row.get("stars"), "license": row.get("license"), "dataset": os.path.basename(path)}
-                doc = self._document(repo, str(row.get("path") or ""), data, meta)
-                if doc is not None:
-                    yield doc
+            books = Tally(self)
+            try:
+                for row in dataset_rows(path, self.columns):
+                    repo = str(row.get("repo") or "")
+                    if task_of(repo, world_size) != rank:
+                        continue
+                    content = row.get("content")
+                    data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else (content or b"")
+                    books.count_in(len(data))
+                    if len(data) > self.max_bytes:
+                        books.drop("too_large", len(data))
+                        continue
+                    meta = {"stars": row.get("stars"), "license": row.get("license"), "dataset": os.path.basename(path)}
+                    meta = {k: v for k, v in meta.items() if v is not None}
+                    doc = self._document(repo, str(row.get("path") or ""), data, meta, books)
+                    if doc is not None:
+                        yield doc
+            finally:
+                books.flush()
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:

@@ -1,7 +1,9 @@
 """Repository discovery through the GitHub REST search API (`GET /search/repositories`).
 
 The search API returns at most 1,000 results per query, so a query whose `total_count` is
-larger is split into two halves of its `created:` date range until each half fits. Rate limits
+larger is split into two halves of its `created:` date range until each half fits; a single
+day that still has more is split by time of day (`created:2020-01-01T00:00:00+00:00..…`),
+down to one second. Rate limits
 are honoured: a 403/429 with `Retry-After` waits that long; `X-RateLimit-Remaining: 0` waits
 until `X-RateLimit-Reset`; waits longer than `max_wait_s` stop with a clear error instead.
 """
@@ -12,7 +14,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,9 +44,16 @@ class Query:
     min_stars: int | None = None
     language: str | None = None
     pushed_after: dt.date | None = None
+    within: tuple[dt.datetime, dt.datetime] | None = None  # a part of one day (UTC, inclusive), once days are too big
+
+    def _created(self) -> str:
+        if self.within is None:
+            return f"{self.created_after.isoformat()}..{self.created_before.isoformat()}"
+        a, b = (t.strftime("%Y-%m-%dT%H:%M:%S+00:00") for t in self.within)
+        return f"{a}..{b}"
 
     def q(self) -> str:
-        parts = [f"created:{self.created_after.isoformat()}..{self.created_before.isoformat()}"]
+        parts = [f"created:{self._created()}"]
         if self.min_stars is not None:
             parts.append(f"stars:>={self.min_stars}")
         if self.language:
@@ -53,12 +62,21 @@ class Query:
             parts.append(f"pushed:>={self.pushed_after.isoformat()}")
         return " ".join(parts)
 
+    def splittable(self) -> bool:
+        if self.within is None:
+            return True  # a range of days halves; a single day splits into times of day
+        return self.within[0] < self.within[1]
+
     def halves(self) -> tuple[Query, Query]:
         span = (self.created_before - self.created_after).days
-        mid = self.created_after + dt.timedelta(days=span // 2)
-        a = Query(self.created_after, mid, self.min_stars, self.language, self.pushed_after)
-        b = Query(mid + dt.timedelta(days=1), self.created_before, self.min_stars, self.language, self.pushed_after)
-        return a, b
+        if self.within is None and span > 0:
+            mid = self.created_after + dt.timedelta(days=span // 2)
+            return (replace(self, created_before=mid),
+                    replace(self, created_after=mid + dt.timedelta(days=1)))
+        start, end = self.within or (dt.datetime.combine(self.created_after, dt.time.min),
+                                     dt.datetime.combine(self.created_after, dt.time(23, 59, 59)))
+        mid = start + dt.timedelta(seconds=(end - start).total_seconds() // 2)
+        return replace(self, within=(start, mid)), replace(self, within=(mid + dt.timedelta(seconds=1), end))
 
 
 class SearchClient:
@@ -135,11 +153,11 @@ class SearchClient:
             page1 = self.get("/search/repositories", {"q": qy.q(), "sort": "stars", "order": "desc",
                                                       "per_page": self.per_page, "page": 1})
             total = page1.get("total_count", 0)
-            if total > SEARCH_CAP and qy.created_after < qy.created_before:
+            if total > SEARCH_CAP and qy.splittable():
                 todo[:0] = list(qy.halves())
                 continue
             if total > SEARCH_CAP:
-                logger.warning(f"github search: {total} results for one day ({qy.q()}); only {SEARCH_CAP} are reachable")
+                logger.warning(f"github search: {total} results within one second ({qy.q()}); only {SEARCH_CAP} are reachable")
             yield from page1.get("items", [])
             pages = min(-(-min(total, SEARCH_CAP) // self.per_page), SEARCH_CAP // self.per_page)
             for page in range(2, pages + 1):

@@ -17,6 +17,8 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from operator import attrgetter
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -27,12 +29,24 @@ from pipeline import storage
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     path: str
-    size: int
-    read: Callable[[], bytes] | None = None
+    size: int | None  # None: known once read (directory listings skip a `stat` per file)
+    read: Callable[[int], bytes] | None = None  # read(limit): the bytes, or `Unread` past `limit`
     skip: str | None = None  # why the entry cannot be read (symlink, unsafe_path, special)
+
+
+class Unread(Exception):
+    """A file left unread past what decides its drop: `reason` is "too_large" (over the reader's limit) or
+    "binary" (a NUL in the first 8000 bytes, Linguist's and git's test); `size` is its full size."""
+
+    def __init__(self, reason: str, size: int):
+        super().__init__(f"{reason}: {size} bytes")
+        self.reason, self.size = reason, size
+
+
+BINARY_SCAN = 8000
 
 
 @dataclass
@@ -78,12 +92,27 @@ def git_head(repo: str) -> str | None:
     return (r.stdout.strip() or None) if r.returncode == 0 else None
 
 
-def _file_reader(path: str) -> Callable[[], bytes]:
-    def read() -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
-
-    return read
+def read_file(path: str, limit: int) -> bytes:
+    """A whole file through `os.read`; `Unread` when it holds more than `limit` bytes or its first
+    `BINARY_SCAN` bytes show it binary (the caller drops it either way, so the rest is not read: those
+    bytes are read first, and a binary file costs one small read and an `fstat`). Nothing is asked of
+    the file system beforehand: a listing costs one `getdents` a directory, and a read of a small file a
+    third of what `open().read()` costs, which matters when a repository has thousands."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunk = os.read(fd, BINARY_SCAN)
+        if chunk.find(b"\x00") >= 0:
+            size = os.fstat(fd).st_size
+            raise Unread("too_large" if size > limit else "binary", size)
+        chunks, n = [chunk], len(chunk)
+        while n <= limit and chunk and (chunk := os.read(fd, min(limit + 1 - n, 1 << 16))):  # until the end shows
+            chunks.append(chunk)
+            n += len(chunk)
+        if n > limit:
+            raise Unread("too_large", os.fstat(fd).st_size)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def list_directory(root: str, name: str | None = None) -> RepoListing:
@@ -95,17 +124,16 @@ def list_directory(root: str, name: str | None = None) -> RepoListing:
         rel_dir, full_dir = todo.pop()
         with os.scandir(full_dir) as it:
             for de in it:
-                rel = rel_dir + de.name
-                if de.is_symlink():
-                    entries.append(Entry(rel, 0, skip="symlink"))
+                if de.is_file(follow_symlinks=False):  # the usual case first: one test
+                    entries.append(Entry(rel_dir + de.name, None, partial(read_file, de.path)))
+                elif de.is_symlink():
+                    entries.append(Entry(rel_dir + de.name, 0, skip="symlink"))
                 elif de.is_dir():
                     if de.name != ".git":
-                        todo.append((rel + "/", de.path))
-                elif de.is_file():
-                    entries.append(Entry(rel, de.stat().st_size, _file_reader(de.path)))
+                        todo.append((rel_dir + de.name + "/", de.path))
                 else:
-                    entries.append(Entry(rel, 0, skip="special"))
-    entries.sort(key=lambda e: e.path)
+                    entries.append(Entry(rel_dir + de.name, 0, skip="special"))
+    entries.sort(key=attrgetter("path"))
     return RepoListing(name or os.path.basename(root), entries, git_head(root))
 
 
@@ -122,7 +150,7 @@ def _zip_entries(path: str) -> list[Entry]:
         elif stat.S_ISLNK(mode):
             out.append(Entry(rel, 0, skip="symlink"))
         else:
-            out.append(Entry(rel, info.file_size, lambda info=info: zf.read(info)))
+            out.append(Entry(rel, info.file_size, lambda limit, info=info: zf.read(info)))
     return out
 
 
@@ -140,7 +168,7 @@ def _tar_entries(path: str) -> list[Entry]:
         elif not m.isfile():
             out.append(Entry(rel, 0, skip="special"))
         else:
-            out.append(Entry(rel, m.size, lambda m=m: tf.extractfile(m).read()))
+            out.append(Entry(rel, m.size, lambda limit, m=m: tf.extractfile(m).read()))
     return out
 
 
