@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -56,7 +57,8 @@ def daemon(tmp_path_factory):
     base.mkdir()
     port = free_port()
     proc = subprocess.Popen(["git", "daemon", "--export-all", f"--base-path={base}", "--listen=127.0.0.1",
-                             f"--port={port}", "--reuseaddr", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             f"--port={port}", "--reuseaddr", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # `git daemon` execs `git-daemon`, which forks per client: kill the group
     try:
         wait_port(port)
         url = f"git://127.0.0.1:{port}"
@@ -80,7 +82,8 @@ def daemon(tmp_path_factory):
         publish(work, base, "proj")
         yield url, git("rev-parse", "HEAD", cwd=work)
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         proc.wait()
 
 
