@@ -27,18 +27,11 @@ def _reset_peak() -> None:
         pass
 
 
-def _peak_mb() -> float:
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS now, VmHWM its peak), in MB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -46,9 +39,9 @@ def _rss_mb() -> float:
 def peak_memory(step_fn, batch) -> float:
     """Peak RSS growth (MB) over one step, VmHWM reset first."""
     _reset_peak()
-    base = _rss_mb()
+    base = _status_mb("VmRSS")
     step_fn(batch)
-    return _peak_mb() - base
+    return _status_mb("VmHWM") - base
 
 
 def interleaved(fns, batches) -> list[tuple[float, float]]:

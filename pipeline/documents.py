@@ -59,4 +59,5 @@ def from_row(row: dict[str, Any]) -> Document:
 
 
 def text_bytes(doc: Document) -> int:
-    return len(doc.text.encode("utf-8", "surrogatepass"))
+    text = doc.text
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

@@ -14,6 +14,7 @@ it swallows to one reason, so foreign steps keep the books balanced too.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict, deque
 
 from datatrove.data import Document, DocumentsPipeline
@@ -111,10 +112,20 @@ class Filter(Step):
         raise NotImplementedError
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in data:
-            with self.track_time():
+        """Drops are tallied (`Tally`) and merged into the stats every 1,000 documents, and the time is
+        taken as `track_time()` does without a context manager per document: on cheap rules both cost
+        as much as the rule itself."""
+        books, clock, timer = Tally(self), time.perf_counter, self.stats.time_stats
+        try:
+            for n, doc in enumerate(data, 1):
+                start = clock()
                 why = self.reason(doc)
-            if why is None:
-                yield doc
-            else:
-                self.drop(doc, why)
+                timer.update(clock() - start)
+                if why is None:
+                    yield doc
+                else:
+                    books.drop(why, text_bytes(doc))
+                if n % 1000 == 0:
+                    books.flush()
+        finally:
+            books.flush()

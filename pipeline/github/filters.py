@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
-from datatrove.data import Document, DocumentsPipeline
+from datatrove.data import Document
 
 from pipeline.github import rules, syntax
-from pipeline.steps import Filter, Tally
+from pipeline.steps import Filter
 
 
 class DeepSeekCoderFilter(Filter):
@@ -35,21 +33,3 @@ class DeepSeekCoderFilter(Filter):
         if self.max_syntax_error_ratio is not None and ratio > self.max_syntax_error_ratio:
             return "syntax_errors"
         return None
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """`Filter.run` with the drops tallied in plain Python and merged into the stats every 1,000 documents."""
-        books, clock, timer = Tally(self), time.perf_counter, self.stats.time_stats
-        try:
-            for n, doc in enumerate(data, 1):
-                start = clock()
-                why = self.reason(doc)
-                timer.update(clock() - start)  # as `track_time()` does, without a context manager per document
-                if why is None:
-                    yield doc
-                else:
-                    text = doc.text
-                    books.drop(why, len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass")))
-                if n % 1000 == 0:
-                    books.flush()
-        finally:
-            books.flush()
