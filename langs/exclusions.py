@@ -74,29 +74,46 @@ class PathRules:
                 self.always.append((rx, bit))
         in_names = sorted({n for lits, _, _ in self.anywhere for n in lits if "/" not in n})
         self.in_name = re.compile("|".join(map(re.escape, in_names))) if in_names else None
-        self.dir_needles = sorted({n for lits, _, _ in self.dir_rules + self.anywhere for n in lits or ()})
+        # Strings are found through their first characters: a directory's or name's own pairs of characters
+        # pick the few strings worth an `in` test, and each string found picks the rules that need it.
+        needles = {n for lits, _, _ in self.dir_rules + self.anywhere for n in lits or ()}
+        self.key_len = min(map(len, needles), default=1)
+        self.by_key: dict[str, list[str]] = {}
+        for n in sorted(needles):
+            self.by_key.setdefault(n[: self.key_len], []).append(n)
+        self.dir_rules_of, self.anywhere_of = _rules_by_needle(self.dir_rules), _rules_by_needle(self.anywhere)
+        self.unfiltered_dir_rules = frozenset(i for i, (lits, _, _) in enumerate(self.dir_rules) if lits is None)
         self._directory = functools.lru_cache(maxsize=1 << 16)(self._directory_answer)
 
-    def _directory_answer(self, directory: str) -> tuple[int, bool]:
-        """(the groups whose directory rules match, whether a string of an `anywhere` rule occurs) for a
+    def _present(self, text: str) -> set[str]:
+        """The rules' strings that occur in `text`."""
+        k = self.key_len
+        keys = self.by_key.keys() & {text[i : i + k] for i in range(len(text) - k + 1)}
+        return {n for key in keys for n in self.by_key[key] if n in text}
+
+    def _directory_answer(self, directory: str) -> tuple[int, frozenset[int]]:
+        """(the groups whose directory rules match, the `anywhere` rules whose strings occur) for a
         directory part "a/b/"."""
-        present = {n for n in self.dir_needles if n in directory}
+        present = self._present(directory)
         found = 0
-        for lits, rx, bit in self.dir_rules:
-            if not found & bit and (lits is None or lits & present) and rx.search(directory):
+        for i in self.unfiltered_dir_rules.union(*(self.dir_rules_of.get(n, ()) for n in present)):
+            _, rx, bit = self.dir_rules[i]
+            if not found & bit and rx.search(directory):
                 found |= bit
-        return found, any(lits & present for lits, _, _ in self.anywhere)
+        return found, frozenset().union(*(self.anywhere_of.get(n, ()) for n in present))
 
     def _found(self, path: str) -> int:
         """The bits of the groups with a rule that matches `path`."""
         if path.endswith("\n"):  # `$` matches before it too: no shortcut
             return functools.reduce(int.__or__, (bit for rx, bit in self.rules if rx.search(path)), 0)
         cut = path.rfind("/") + 1
-        found, hit = self._directory(path[:cut])
-        if hit or (self.in_name is not None and self.in_name.search(path, cut)):
-            for lits, rx, bit in self.anywhere:
-                if not found & bit and any(n in path for n in lits) and rx.search(path):
-                    found |= bit
+        found, todo = self._directory(path[:cut])
+        if self.in_name is not None and self.in_name.search(path, cut):  # no string spans the last "/"
+            todo = todo.union(*(self.anywhere_of.get(n, ()) for n in self._present(path[cut:])))
+        for i in todo:
+            _, rx, bit = self.anywhere[i]
+            if not found & bit and rx.search(path):
+                found |= bit
         for ends, rx, bit in self.by_ending.get(path[-2:], ()):
             if not found & bit and path.endswith(ends) and rx.search(path):
                 found |= bit
@@ -115,6 +132,15 @@ class PathRules:
         """The first group, in the order given, with a rule that matches `path`."""
         found = self._found(path)
         return self.labels[(found & -found).bit_length() - 1] if found else None
+
+
+def _rules_by_needle(rules: list[tuple[frozenset[str] | None, re.Pattern, int]]) -> dict[str, tuple[int, ...]]:
+    """Each string -> the indices of the rules that name it."""
+    out: dict[str, list[int]] = {}
+    for i, (lits, _, _) in enumerate(rules):
+        for n in lits or ():
+            out.setdefault(n, []).append(i)
+    return {n: tuple(ids) for n, ids in out.items()}
 
 
 # Generated files by name (after Linguist's generated.rb).

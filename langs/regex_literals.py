@@ -123,18 +123,74 @@ def _looks_only_inside(items: list) -> bool:
     return True
 
 
+_CLASSES = {c.CATEGORY_DIGIT: r"\d", c.CATEGORY_NOT_DIGIT: r"\D", c.CATEGORY_SPACE: r"\s", c.CATEGORY_NOT_SPACE: r"\S",
+            c.CATEGORY_WORD: r"\w", c.CATEGORY_NOT_WORD: r"\W"}
+
+
+def _first_of(op, av, flags: int) -> tuple[list[str] | None, bool]:
+    """(character-class items, as regexp source, one of which starts every match of one parsed item, or
+    None where any character may; whether the item can match no character)."""
+    if op is c.LITERAL:
+        return [re.escape(chr(av))], False
+    if op is c.IN:
+        out = []
+        for o, v in av:
+            if o is c.LITERAL:
+                out.append(re.escape(chr(v)))
+            elif o is c.RANGE:
+                out.append(re.escape(chr(v[0])) + "-" + re.escape(chr(v[1])))
+            elif o is c.CATEGORY and v in _CLASSES:
+                out.append(_CLASSES[v])
+            else:  # a negated class, a class of other kinds
+                return None, False
+        return out, False
+    if op is c.SUBPATTERN:
+        if av[1] & ~flags & re.I:  # case folded here only: the class, compiled with the outer flags, would not be
+            return None, False
+        return _first(av[3].data, flags)
+    if op is c.ATOMIC_GROUP:
+        return _first(av.data, flags)
+    if op is c.BRANCH:
+        firsts = [_first(b.data, flags) for b in av[1]]
+        if any(f is None for f, _ in firsts):
+            return None, False
+        return [i for f, _ in firsts for i in f], any(n for _, n in firsts)
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+        first, empty = _first(av[2].data, flags)
+        return first, empty or av[0] == 0
+    if op in (c.AT, c.ASSERT, c.ASSERT_NOT):  # zero-width: skipping what they demand only widens the class
+        return [], True
+    return None, False
+
+
+def _first(items: list, flags: int) -> tuple[list[str] | None, bool]:
+    out: list[str] = []
+    for op, av in items:
+        first, empty = _first_of(op, av, flags)
+        if first is None:
+            return None, False
+        out += first
+        if not empty:
+            return out, False
+    return out, True
+
+
 _GLOBAL_FLAGS = re.compile(r"(?:\(\?[aiLmsux]+\)\s*)+")
 
 
 def after_line_break(pattern: str, flags: int = 0) -> re.Pattern | None:
     """For a pattern that starts with `^` under re.M (every match starts at the text's start or right
     after a "\\n"): the same pattern behind a literal "\\n", whose search skips from line break to line
-    break at C speed where `^` makes the engine try every position. A match of the pattern exists iff
-    `pattern.match(text)` or this one's `search(text)` finds one. None for other patterns."""
+    break at C speed where `^` makes the engine try every position; and where every match starts with
+    one of a few characters, a lookahead for them, so that a line starting otherwise costs one test.
+    A match of the pattern exists iff `pattern.match(text)` or this one's `search(text)` finds one.
+    None for other patterns."""
     items, all_flags = _parse(pattern, flags)
     if not all_flags & re.M or not items or items[0] != (c.AT, c.AT_BEGINNING):
         return None
     lead = _GLOBAL_FLAGS.match(pattern)
     body = pattern[lead.end() :] if lead else pattern
     tail = "\n)" if all_flags & re.X else ")"  # a trailing comment in verbose mode must not swallow the ")"
-    return re.compile(r"\n(?:" + body + tail, all_flags)
+    first, empty = _first(items, all_flags)
+    ahead = f"(?=[{''.join(first)}])" if first and not empty else ""
+    return re.compile(r"\n" + ahead + "(?:" + body + tail, all_flags)

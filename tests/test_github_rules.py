@@ -34,6 +34,23 @@ def test_line_and_letter_counts_follow_the_str_definitions(piece, size):
     assert rules.alpha_fraction(text) == sum(c.isalpha() for c in text) / len(text)
 
 
+def test_counts_match_the_str_definitions_on_random_text():
+    """Mixed scripts, lone surrogates and every kind of line break, around the numpy threshold and the
+    distinct-character shortcut."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = list("ab Z9_\t") + ["\n"] * 4 + ["\r", "\r\n", "\x0c", "\x85", "\u2028", "\u00e9", "\u00b2", "\u4e2d", "\ud800",
+                                                 "\U0001d400", "\u0663"]
+    for n in (1, 30, 300, 3000, 4100, 9000):
+        plain = 11  # the first `plain` are ASCII with "\n" as the only break
+        for weights in ((1,) * plain + (0,) * (len(alphabet) - plain), (1,) * len(alphabet)):
+            text = "".join(rng.choices(alphabet, weights=weights, k=n))
+            lengths = [len(line) for line in text.splitlines()] or [0]
+            assert rules.line_stats(text, 40) == (pytest.approx(sum(lengths) / len(lengths)), max(lengths) > 40), (n, weights)
+            assert rules.alpha_fraction(text) == sum(c.isalpha() for c in text) / len(text), (n, weights)
+
+
 def test_maximum_line_length_boundary():
     assert check(lines_of([1000] + [10] * 20), "Python") is None
     assert check(lines_of([1001] + [10] * 20), "Python") == "max_line_length"

@@ -175,6 +175,16 @@ def test_read_file_stops_at_the_limit_and_at_a_binary_head(tmp_path):
         read_file(str(tiny), 200_000)
     assert (small_binary.value.reason, small_binary.value.size) == ("binary", 3)
     assert read_file(str(late), 200_000) == b"x" * 8_000 + b"\x00"
+    for n in (7_999, 8_000, 8_001, 8_000 + (1 << 16), 8_001 + (1 << 16), 150_000):  # around each read's size
+        late.write_bytes(bytes(range(1, 201)) * (n // 200) + b"y" * (n % 200))
+        assert read_file(str(late), 200_000) == late.read_bytes(), n
+    with pytest.raises(Unread) as short_limit:  # a limit below the first read's size
+        read_file(str(late), 100)
+    assert (short_limit.value.reason, short_limit.value.size) == ("too_large", 150_000)
+    late.write_bytes(b"z" * 5_000)
+    with pytest.raises(Unread) as short_limit:
+        read_file(str(late), 100)
+    assert (short_limit.value.reason, short_limit.value.size) == ("too_large", 5_000)
     tiny.unlink(), late.unlink()
     with pytest.raises(Unread) as both:  # too large first, as when the size was known beforehand
         read_file(str(blob), 50_000)

@@ -334,6 +334,61 @@ def test_path_prefilter_matches_exactly_what_the_regexps_match():
         assert [rules.search(p) for p in paths] == [bool(plain.search(p)) for p in paths]
 
 
+def test_line_break_search_finds_what_the_pattern_finds():
+    """`after_line_break`: a "\n" prefix plus, where every match starts with one of a few characters, a
+    lookahead for them; zero-width items, optional and empty-matching parts and local case folding
+    leave the lookahead out or widen it, never narrow it."""
+    import re
+
+    from langs.regex_literals import after_line_break
+
+    cases = {  # pattern -> the lookahead expected, then texts
+        r"^\s*#\s*import": r"\n(?=[\s\#])",
+        r"^(?!\.)(?:\.?(?:25[0-5]|1\d\d|[1-9]?\d)\b){4}": r"\n(?=[\.211-9\d])",
+        r"^(?:abc)?$": None,  # may match an empty line
+        r"^x*y": r"\n(?=[xy])",
+        r"^(?i:end)\b": None,  # folded only inside: an unfolded class would miss "END"
+        r"^[^#]+=": None,  # a negated class
+        r"^(?:foo|\w+:)": r"\n(?=[f\w])",
+    }
+    texts = ["", "a\n  # import x\n", "x\n#import y", "1.2.3.4\n", "q\n10.0.0.1 host\n", "\n\n", "a\nabc\n", "a\nEND\n",
+             "a\nxxxy", "a\ny", "a\n# k=v", "a\nk=v", "a\nfoo", "a\nbar:"]
+    for pattern, ahead in cases.items():
+        line = after_line_break(pattern, re.M)
+        assert line.pattern.startswith(ahead or r"\n(?:"), pattern
+        rx = re.compile(pattern, re.M)
+        for t in texts:
+            assert bool(rx.match(t) or line.search(t)) == bool(rx.search(t)), (pattern, t)
+    assert after_line_break(r"(?i)^end", re.M).search("a\nEnd")  # folded everywhere: the class is folded too
+    assert after_line_break(r"x^", re.M) is None and after_line_break(r"^x", 0) is None
+
+
+def test_heuristics_prefilters_change_no_answer_on_linguist_samples():
+    """Every heuristics regexp with a prefilter (strings, line breaks, first characters) finds a match in
+    exactly the samples where the plain regexp does, over the samples its extension has."""
+    from langs import heuristics
+
+    root = os.path.join(SHARED, "linguist-samples")
+    if not os.path.isdir(root):
+        pytest.skip("../shared/data/langs/linguist-samples is absent")
+    by_ext: dict[str, list[str]] = {}
+    for lang in os.listdir(root):
+        for dirpath, _, files in os.walk(os.path.join(root, lang)):
+            for fn in files:
+                dot = fn.find(".")
+                if dot >= 0:
+                    with open(os.path.join(dirpath, fn), "rb") as f:
+                        by_ext.setdefault(fn[dot:].lower(), []).append(f.read(heuristics.CONSIDER_BYTES).decode("utf-8", "replace"))
+    checked = 0
+    for ext, rules in heuristics.disambiguations().items():
+        for rule in rules:
+            for p in (p for alts in rule.positive + rule.negative for p in alts):
+                for text in by_ext.get(ext, ()):
+                    assert bool(p.search(text)) == bool(p.rx.search(text)), (ext, p.rx.pattern)
+                    checked += 1
+    assert checked > 5000
+
+
 def test_classifier_features_include_line_layout():
     from langs.classifier import features
 

@@ -13,7 +13,7 @@ from pipeline import documents
 from pipeline.io import ShardWriter
 from pipeline.recipe import parse_recipe
 from pipeline.runner import Runner, RunError
-from pipeline.steps import Accounted
+from pipeline.steps import Accounted, Step, Tally
 
 
 @pytest.fixture
@@ -119,6 +119,36 @@ def test_accounted_wraps_foreign_filters(tmp_path):
     out = list(step.run(iter(docs)))
     assert [d.id for d in out] == ["0", "2", "4", "6", "8"]
     assert step.stats["acct/dropped/odd"].total == 5
+
+
+def test_tally_books_what_per_document_updates_would():
+    """The batched books of hot loops: the same counts, byte totals, means and variances, and times, as
+    one `count_in`/`drop`/`time_stats.update` a document."""
+    sizes, times = [5, 0, 17, 3, 3, 40], [0.5, 0.25, 1.0, 0.125, 0.75, 2.0]
+    class Books(Step):
+        def run(self, data, rank=0, world_size=1):
+            yield from data
+
+    one, batched = Books(), Books()
+    books = Tally(batched)
+    for n, t in zip(sizes, times):
+        one.count_in(nbytes=n)
+        books.count_in(n)
+        if n % 2:
+            one.drop(None, "odd", nbytes=n)
+            books.drop("odd", n)
+        one.stats.time_stats.update(t)
+        books.time(t)
+        if n == 17:
+            books.flush()  # merged in two batches
+    books.flush()
+    for key in ("acct/in", "acct/in_bytes", "acct/dropped/odd", "acct/dropped_bytes/odd"):
+        a, b = one.stats[key], batched.stats[key]
+        assert (a.total, a.n, a.min, a.max) == (b.total, b.n, b.min, b.max), key
+        assert a.mean == pytest.approx(b.mean) and a.variance == pytest.approx(b.variance), key
+    a, b = one.stats.time_stats, batched.stats.time_stats
+    assert (a.total, a.n, a.min, a.max, a.n_tasks, a.global_mean) == (b.total, b.n, b.min, b.max, 1, b.global_mean)
+    assert a.mean == pytest.approx(b.mean) and a.variance == pytest.approx(b.variance)
 
 
 def test_empty_input_writes_valid_empty_shard(tmp_path):

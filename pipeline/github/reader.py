@@ -120,7 +120,7 @@ class RepoFileReader(Step):
             books.drop(e.skip or "too_large", e.size)
             return None
         try:
-            data = e.read(self.max_bytes)
+            data = e.load(self.max_bytes)
         except Unread as skipped:
             books.count_in(skipped.size)
             books.drop(skipped.reason, skipped.size)
@@ -140,7 +140,7 @@ class RepoFileReader(Step):
         for e in listing.entries:
             if not e.skip and (e.size or 0) <= self.max_bytes and licenses.is_license_file(e.path):
                 try:
-                    texts[e.path] = e.read(self.max_bytes)
+                    texts[e.path] = e.load(self.max_bytes)
                 except Exception:  # reported when the file itself is read
                     continue
         return licenses.detect(texts)

@@ -8,6 +8,9 @@
 | `<?xml version=` early    | xml               | drop if in the first 100 chars, not XSLT |
 | HTML visible text         | html_visible_text | keep if >= 20% of the file and >= 100 chars |
 | JSON / YAML size          | json_yaml_size    | keep only 50..5000 characters          |
+
+`check` tries them cheapest first (size and XML declaration, then line and letter counts, then HTML),
+so a file that several rules drop is counted under the cheapest.
 """
 
 from __future__ import annotations
@@ -31,30 +34,25 @@ class Thresholds:
 
 
 _ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
-_NUMPY_FROM = 4096  # below this many ASCII characters, `bytes`/`str` methods beat numpy's per-call cost
+_ASCII = bytes(range(128))
+_NUMPY_FROM = 4096  # below this many bytes, `bytes` methods beat numpy's per-call cost
 
 
-def _codes(text: str) -> np.ndarray | None:
-    """The characters as integers, one per character (bytes for ASCII, else UTF-32), for C-speed
-    counting; None for short ASCII text, which `str` and `bytes` methods count faster."""
-    if text.isascii():
-        return np.frombuffer(text.encode("ascii"), np.uint8) if len(text) >= _NUMPY_FROM else None
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+def utf8(text: str) -> bytes:
+    """The text's UTF-8 bytes, which the counts below read at C speed: an ASCII character is itself
+    there, and a line break or ASCII letter never occurs inside another character's bytes."""
+    return text.encode("utf-8", "surrogatepass")
 
 
-def _has_other_breaks(text: str) -> bool:
-    """Whether the text holds a line break of `str.splitlines()` other than "\n" and "\r"."""
-    return ("\x0b" in text or "\x0c" in text or "\x1c" in text or "\x1d" in text or "\x1e" in text
-            or not text.isascii() and ("\x85" in text or "\u2028" in text or "\u2029" in text))
-
-
-def _newline_only(text: str) -> str | None:
-    """The text with "\n" as its only line break ("\r\n" folded into it), or None when it has others."""
-    if _has_other_breaks(text):
+def _newline_only(text: str, raw: bytes) -> str | None:
+    """The text with "\n" as its only line break ("\r\n" folded into it), or None when it holds another
+    break of `str.splitlines()`."""
+    if (b"\x0b" in raw or b"\x0c" in raw or b"\x1c" in raw or b"\x1d" in raw or b"\x1e" in raw
+            or len(raw) != len(text) and ("\x85" in text or "\u2028" in text or "\u2029" in text)):
         return None
-    if "\r" not in text:
+    if b"\r" not in raw:
         return text
-    return text.replace("\r\n", "\n") if text.count("\r") == text.count("\r\n") else None
+    return text.replace("\r\n", "\n") if raw.count(b"\r") == raw.count(b"\r\n") else None
 
 
 def _has_line_over(text: str, limit: int) -> bool:
@@ -68,68 +66,78 @@ def _has_line_over(text: str, limit: int) -> bool:
     return False
 
 
-def line_stats(text: str, limit: int, codes: np.ndarray | None = None) -> tuple[float, bool]:
-    """(average line length, whether a line is longer than `limit`) over `str.splitlines()`, breaks excluded."""
-    flat = _newline_only(text)
+def line_stats(text: str, limit: int, raw: bytes | None = None) -> tuple[float, bool]:
+    """(average line length, whether a line is longer than `limit`) over `str.splitlines()`, breaks
+    excluded. `raw` is `utf8(text)` where the caller has it."""
+    raw = utf8(text) if raw is None else raw
+    flat = _newline_only(text, raw)
     if flat is None:
         lengths = list(map(len, text.splitlines())) or [0]
         return sum(lengths) / len(lengths), max(lengths) > limit
     too_long = None
-    if flat is text and codes is not None:
-        is_break = codes == 10
+    if flat is text and len(raw) >= _NUMPY_FROM:
+        is_break = np.frombuffer(raw, np.uint8) == 10
         breaks = int(np.count_nonzero(is_break))
-        # a line over `limit` covers a whole aligned block of this size: none can where every block has a break
+        # a line over `limit` characters (so bytes) covers a whole aligned block of this many bytes: none
+        # can where every block has a break
         block = (limit + 1) // 2
-        whole = len(codes) // block * block if block else 0
+        whole = len(raw) // block * block if block else 0
         if whole and is_break[:whole].reshape(-1, block).any(axis=1).all():
             too_long = False
     else:
-        breaks = flat.count("\n")
+        breaks = raw.count(b"\n")  # folding "\r\n" keeps every "\n"
     lines = breaks + (flat[-1:] not in ("\n", ""))  # text after the last break is one more line
     if too_long is None:
         too_long = _has_line_over(flat, limit)
     return ((len(flat) - breaks) / lines if lines else 0.0), too_long
 
 
-def alpha_fraction(text: str, codes: np.ndarray | None = None) -> float:
-    """Share of letters (`str.isalpha`): ASCII letters counted in C, other characters once per distinct one."""
+def _letters(chars: str) -> int:
+    """How many of `chars` are letters, asking `str.isalpha` once per distinct character."""
+    if len(chars) <= 256:
+        return sum(chars.count(c) for c in set(chars) if c.isalpha())
+    codes, counts = np.unique(np.frombuffer(chars.encode("utf-32-le", "surrogatepass"), np.uint32), return_counts=True)
+    return sum(n for c, n in zip(codes.tolist(), counts.tolist()) if chr(c).isalpha())
+
+
+def alpha_fraction(text: str, raw: bytes | None = None) -> float:
+    """Share of letters (`str.isalpha`): ASCII letters counted in C, the other characters decoded from
+    their bytes alone. `raw` is `utf8(text)` where the caller has it."""
     if not text:
         return 0.0
-    codes = _codes(text) if codes is None else codes
-    if codes is None:
-        raw = text.encode("ascii")
-        return (len(raw) - len(raw.translate(None, _ASCII_LETTERS))) / len(text)
-    letters = np.count_nonzero((codes | 32) - codes.dtype.type(97) < 26)  # A-Z, a-z
-    if codes.dtype != np.uint8:
-        chars, counts = np.unique(codes[codes > 127], return_counts=True)
-        letters += sum(n for c, n in zip(chars.tolist(), counts.tolist()) if chr(c).isalpha())
-    return int(letters) / len(text)
+    raw = utf8(text) if raw is None else raw
+    if len(raw) >= _NUMPY_FROM:
+        codes = np.frombuffer(raw, np.uint8)
+        letters = int(np.count_nonzero((codes | 32) - np.uint8(97) < 26))  # A-Z, a-z
+    else:
+        letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+    if len(raw) != len(text):
+        letters += _letters(raw.translate(None, _ASCII).decode("utf-8", "surrogatepass"))
+    return letters / len(text)
 
 
 def visible_text(html: str) -> str:
     return extract_plain_text(html, main_content=False)
 
 
-def _is(lang: str | None, *names: str) -> bool:
-    return lang is not None and lang.lower() in names
-
-
 def check(text: str, lang: str | None, t: Thresholds = Thresholds()) -> str | None:
-    """The first rule that drops the file, or None to keep it. `lang` is the DeepSeek/Linguist name."""
-    codes = _codes(text)
-    avg, too_long = line_stats(text, t.max_line_length, codes)
+    """The first rule, cheapest first (see above), that drops the file, or None to keep it. `lang` is the
+    DeepSeek/Linguist name."""
+    lang = lang.lower() if lang else ""
+    if lang in ("json", "yaml") and not t.json_yaml_min_chars <= len(text) <= t.json_yaml_max_chars:
+        return "json_yaml_size"
+    if "<?xml version=" in text[: t.xml_prefix_chars] and lang != "xslt":
+        return "xml"
+    raw = utf8(text)
+    avg, too_long = line_stats(text, t.max_line_length, raw)
     if avg > t.max_avg_line_length:
         return "avg_line_length"
     if too_long:
         return "max_line_length"
-    if alpha_fraction(text, codes) < t.min_alpha_fraction:
+    if alpha_fraction(text, raw) < t.min_alpha_fraction:
         return "low_alpha"
-    if "<?xml version=" in text[: t.xml_prefix_chars] and not _is(lang, "xslt"):
-        return "xml"
-    if _is(lang, "html"):
+    if lang == "html":
         vis = len(visible_text(text))
         if vis < t.html_min_visible_chars or vis < t.html_min_visible_fraction * len(text):
             return "html_visible_text"
-    if _is(lang, "json", "yaml") and not t.json_yaml_min_chars <= len(text) <= t.json_yaml_max_chars:
-        return "json_yaml_size"
     return None

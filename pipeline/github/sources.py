@@ -17,7 +17,6 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from operator import attrgetter
 
 import pyarrow as pa
@@ -33,8 +32,13 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 class Entry:
     path: str
     size: int | None  # None: known once read (directory listings skip a `stat` per file)
-    read: Callable[[int], bytes] | None = None  # read(limit): the bytes, or `Unread` past `limit`
+    read: Callable[[int], bytes] | None = None  # an archive member's read(limit)
     skip: str | None = None  # why the entry cannot be read (symlink, unsafe_path, special)
+    file: str | None = None  # a local file's path (a closure a file would cost a third of its read)
+
+    def load(self, limit: int) -> bytes:
+        """The bytes, or `Unread` past `limit`."""
+        return read_file(self.file, limit) if self.file is not None else self.read(limit)
 
 
 class Unread(Exception):
@@ -42,8 +46,11 @@ class Unread(Exception):
     "binary" (a NUL in the first 8000 bytes, Linguist's and git's test); `size` is its full size."""
 
     def __init__(self, reason: str, size: int):
-        super().__init__(f"{reason}: {size} bytes")
+        super().__init__(reason, size)
         self.reason, self.size = reason, size
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.size} bytes"
 
 
 BINARY_SCAN = 8000
@@ -93,21 +100,35 @@ def git_head(repo: str) -> str | None:
 
 
 def read_file(path: str, limit: int) -> bytes:
-    """A whole file through `os.read`; `Unread` when it holds more than `limit` bytes or its first
-    `BINARY_SCAN` bytes show it binary (the caller drops it either way, so the rest is not read: those
-    bytes are read first, and a binary file costs one small read and an `fstat`). Nothing is asked of
-    the file system beforehand: a listing costs one `getdents` a directory, and a read of a small file a
-    third of what `open().read()` costs, which matters when a repository has thousands."""
+    """A regular file, whole, through `os.read`; `Unread` when it holds more than `limit` bytes or its
+    first `BINARY_SCAN` bytes show it binary (the caller drops it either way, so the rest is not read).
+
+    Those bytes are read first, and they are most files whole: a regular file's read returns fewer bytes
+    than asked only at its end (Linux's page-cache reads are not cut short by signals), so one read
+    shows it. A longer file's size comes from `fstat`, and it is read in one call that asks a byte
+    more. Nothing is asked of the file system beforehand: a listing costs one `getdents` a directory,
+    and a small file three system calls, which matters when a repository has thousands."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunk = os.read(fd, BINARY_SCAN)
-        if chunk.find(b"\x00") >= 0:
+        head = os.read(fd, BINARY_SCAN)
+        if head.find(b"\x00") >= 0:
             size = os.fstat(fd).st_size
             raise Unread("too_large" if size > limit else "binary", size)
-        chunks, n = [chunk], len(chunk)
-        while n <= limit and chunk and (chunk := os.read(fd, min(limit + 1 - n, 1 << 16))):  # until the end shows
+        if len(head) < BINARY_SCAN:
+            if len(head) > limit:
+                raise Unread("too_large", len(head))
+            return head
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise Unread("too_large", size)
+        chunks, n = [head], len(head)
+        while n <= limit:  # the file may have grown since `fstat`
+            ask = min(max(size - n, 1 << 16) + 1, limit + 1 - n)
+            chunk = os.read(fd, ask)
             chunks.append(chunk)
             n += len(chunk)
+            if len(chunk) < ask:
+                break
         if n > limit:
             raise Unread("too_large", os.fstat(fd).st_size)
         return b"".join(chunks)
@@ -125,7 +146,7 @@ def list_directory(root: str, name: str | None = None) -> RepoListing:
         with os.scandir(full_dir) as it:
             for de in it:
                 if de.is_file(follow_symlinks=False):  # the usual case first: one test
-                    entries.append(Entry(rel_dir + de.name, None, partial(read_file, de.path)))
+                    entries.append(Entry(rel_dir + de.name, None, None, None, de.path))
                 elif de.is_symlink():
                     entries.append(Entry(rel_dir + de.name, 0, skip="symlink"))
                 elif de.is_dir():
