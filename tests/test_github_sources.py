@@ -17,6 +17,7 @@ from conftest import read_stage
 from pipeline.github import license as licenses
 from pipeline.github.sources import (
     Unread,
+    dataset_rows,
     list_archive,
     list_directory,
     read_file,
@@ -251,6 +252,20 @@ def test_file_level_datasets(run_recipe, tmp_path, fmt):
     docs = {d.id: d for d in read_stage(run_dir, "f")}
     assert docs["o/alpha:a/x.py"].metadata["stars"] == 5 and docs["o/alpha:a/x.py"].metadata["license"] == ["MIT"]
     assert docs["o/beta:m.go"].metadata["lang"] == "Go"
+
+
+def test_dataset_rows_split_by_repository_over_tasks(tmp_path):
+    rows = [{"content": f"x{i}", "max_stars_repo_path": f"f{i}.py", "max_stars_repo_name": f"o/r{i % 7}"} for i in range(60)]
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=16)
+    columns = {role: COLUMNS[role] for role in ("content", "path", "repo")}
+    everything = list(dataset_rows(str(path), columns))
+    assert [r["path"] for r in everything] == [f"f{i}.py" for i in range(60)]
+    shares = [list(dataset_rows(str(path), columns, rank, 3)) for rank in range(3)]
+    assert sorted(r["path"] for share in shares for r in share) == sorted(r["path"] for r in everything)
+    owners = {r["repo"]: rank for rank, share in enumerate(shares) for r in share}
+    assert all(owners[r["repo"]] == rank for rank, share in enumerate(shares) for r in share) and len(owners) == 7
+    assert sum(1 for share in shares if share) > 1  # the repositories do spread
 
 
 def test_dataset_missing_column_is_a_clear_error(run_recipe, tmp_path):

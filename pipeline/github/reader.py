@@ -31,7 +31,6 @@ from pipeline.github.sources import (
     dataset_rows,
     list_archive,
     list_directory,
-    task_of,
 )
 from pipeline.steps import Step, Tally
 
@@ -205,10 +204,8 @@ class RepoFileReader(Step):
         for path in self.datasets:
             books = Tally(self)
             try:
-                for row in dataset_rows(path, self.columns):
+                for row in dataset_rows(path, self.columns, rank, world_size):
                     repo = str(row.get("repo") or "")
-                    if task_of(repo, world_size) != rank:
-                        continue
                     content = row.get("content")
                     data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else (content or b"")
                     books.count_in(len(data))

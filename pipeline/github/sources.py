@@ -34,7 +34,7 @@ class Entry:
     size: int | None  # None: known once read (directory listings skip a `stat` per file)
     read: Callable[[int], bytes] | None = None  # an archive member's read(limit)
     skip: str | None = None  # why the entry cannot be read (symlink, unsafe_path, special)
-    file: str | None = None  # a local file's path (a closure a file would cost a third of its read)
+    file: str | None = None  # a local file's path, for `read_file` (a closure per file cost a third of a read)
 
     def load(self, limit: int) -> bytes:
         """The bytes, or `Unread` past `limit`."""
@@ -229,10 +229,15 @@ def _dataset_batches(path: str, columns: list[str], batch_size: int = 1024) -> I
         yield from ds.to_batches(columns=columns, batch_size=batch_size)
 
 
-def dataset_rows(path: str, columns: dict[str, str | None]) -> Iterator[dict]:
-    """Rows of a dataset file as dicts keyed by role (content, path, repo, stars, license)."""
+def dataset_rows(path: str, columns: dict[str, str | None], rank: int = 0, world_size: int = 1) -> Iterator[dict]:
+    """Rows of a dataset file as dicts keyed by role (content, path, repo, stars, license): those of the
+    repositories task `rank` of `world_size` owns (`task_of`). The repo column is read first and the
+    batch cut to those rows in Arrow, so a task turns only its own share into Python objects."""
     wanted = {role: col for role, col in columns.items() if col}
     for batch in _dataset_batches(path, sorted(set(wanted.values()))):
+        if world_size > 1:
+            repos = batch.column(wanted["repo"]).to_pylist()
+            batch = batch.filter(pa.array([task_of(str(r or ""), world_size) == rank for r in repos]))
         cols = {role: batch.column(col).to_pylist() for role, col in wanted.items()}
         for i in range(batch.num_rows):
             yield {role: vals[i] for role, vals in cols.items()}
