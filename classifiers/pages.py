@@ -130,11 +130,6 @@ def page_prefixes(page: dict, group_by: str = "url", max_depth: int = 3) -> list
     return out
 
 
-def url_prefixes(url: str | None, max_depth: int = 3) -> list[tuple[int, str]]:
-    """`page_prefixes` of a bare URL."""
-    return page_prefixes({"url": url}, "url", max_depth)
-
-
 def under(page: dict, prefixes: list[str], group_by: str = "url") -> bool:
     key = page_key(page, group_by)
     return bool(key) and any(key.startswith(p) for p in prefixes)

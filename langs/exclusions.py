@@ -48,14 +48,14 @@ class PathRules:
     - any other rule only when the path holds a string every match contains (the directory's part cached).
 
     One alternation of the ~170 regexps costs ~0.4 ms a path in Python's `re`; this costs ~2 us. Given
-    labelled groups of patterns, one pass answers for all groups (`first`, `matches`).
+    labelled groups of patterns, one pass answers for all groups (`first`).
     """
 
     def __init__(self, patterns: list[str] | dict[str, list[str]]):
         groups = patterns if isinstance(patterns, dict) else {"match": patterns}
-        self.bits = {label: 1 << i for i, label in enumerate(groups)}
+        bits = {label: 1 << i for i, label in enumerate(groups)}
         self.labels = list(groups)
-        self.rules = [(re.compile(p.replace(r"\z", r"\Z")), self.bits[label]) for label, ps in groups.items() for p in ps]
+        self.rules = [(re.compile(p.replace(r"\z", r"\Z")), bits[label]) for label, ps in groups.items() for p in ps]
         self.dir_rules: list[tuple[frozenset[str] | None, re.Pattern, int]] = []
         self.by_ending: dict[str, list[tuple[tuple[str, ...], re.Pattern, int]]] = {}  # last 2 characters -> rules
         self.anywhere: list[tuple[frozenset[str], re.Pattern, int]] = []
@@ -73,6 +73,7 @@ class PathRules:
             else:
                 self.always.append((rx, bit))
         in_names = sorted({n for lits, _, _ in self.anywhere for n in lits if "/" not in n})
+        # one regexp scan of a file name says whether any string is in it at all: most names hold none
         self.in_name = re.compile("|".join(map(re.escape, in_names))) if in_names else None
         # Strings are found through their first characters: a directory's or name's own pairs of characters
         # pick the few strings worth an `in` test, and each string found picks the rules that need it.
@@ -121,12 +122,6 @@ class PathRules:
             if not found & bit and rx.search(path):
                 found |= bit
         return found
-
-    def search(self, path: str) -> bool:
-        return self._found(path) != 0
-
-    def matches(self, path: str, label: str) -> bool:
-        return bool(self._found(path) & self.bits[label])
 
     def first(self, path: str) -> str | None:
         """The first group, in the order given, with a rule that matches `path`."""
@@ -195,7 +190,7 @@ def _has_marker(head: str, low: str) -> bool:
 _MINIFIABLE = re.compile(r"\.(?:js|mjs|cjs|css)$", re.I)
 
 
-def _generated_text(path: str | None, text: str) -> bool:
+def generated_text(path: str | None, text: str) -> bool:
     """A generator's marker near the top, or minified JS/CSS."""
     head = text[:2000]
     low = head.lower()
@@ -208,19 +203,7 @@ def _generated_text(path: str | None, text: str) -> bool:
     return False
 
 
-def generated(path: str | None, text: str) -> bool:
-    return bool(path and path_rules().matches(path, "generated")) or _generated_text(path, text)
-
-
-def path_reason(path: str) -> str | None:
-    """vendored or documentation, from the path."""
-    label = path_rules().first(path)
-    return label if label != "generated" else None
-
-
 def reason(path: str, text: str) -> str | None:
-    """`path_reason` of the path without a leading "/", else "generated" if `generated(path, text)`:
-    one pass over the path rules where the two paths are the same."""
-    if path.startswith("/"):
-        return path_reason(path.lstrip("/")) or ("generated" if generated(path, text) else None)
-    return path_rules().first(path) or ("generated" if _generated_text(path, text) else None)
+    """vendored, documentation or generated (the path rules, on the path without a leading "/", then the
+    text's markers), in the order Linguist reports them; None for a file it keeps."""
+    return path_rules().first(path.lstrip("/")) or ("generated" if generated_text(path, text) else None)

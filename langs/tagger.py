@@ -46,7 +46,7 @@ def _tag(path: str | None, content: bytes, content_only: bool, decoded: str | No
     base = None if content_only or not path else path[path.rfind("/") + 1 :]  # posixpath.basename, inlined
     if path and not content_only and reason is None:
         reason = exclusions.reason(path, text)
-    elif reason is None and exclusions.generated(None, text):
+    elif reason is None and exclusions.generated_text(None, text):
         reason = "generated"
     linguist, strategy, conf = cascade.detect(base, text)
     language = names.deepseek_name(linguist, base, text)

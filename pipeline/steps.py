@@ -66,17 +66,17 @@ class Tally:
         self.sizes["dropped/" + reason].append(nbytes)
 
     def flush(self) -> None:
+        stats = self.step.stats
         for key, sizes in self.sizes.items():
             n, total = len(sizes), sum(sizes)
             sq = n * sum(x * x for x in sizes) - total * total  # n^2 * variance, exact in integers
             bytes_key = key.replace("/", "_bytes/", 1) if "/" in key else key + "_bytes"
-            stats = self.step.stats
             stats[ACCT + key] += MetricStats(total=n, n=n, mean=1.0, min=1, max=1)
             stats[ACCT + bytes_key] += MetricStats(total=total, n=n, mean=total / n, min=min(sizes), max=max(sizes),
                                                    _running_variance=sq / n)
         self.sizes.clear()
         if self.seconds:
-            s, n, stats = self.seconds, len(self.seconds), self.step.stats
+            s, n = self.seconds, len(self.seconds)
             mean = sum(s) / n
             batch = TimingStats(total=sum(s), n=n, mean=mean, min=min(s), max=max(s),
                                 _running_variance=sum((x - mean) * (x - mean) for x in s))

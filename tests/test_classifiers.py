@@ -10,7 +10,7 @@ import pytest
 
 from classifiers.metrics import auc, evaluate
 from classifiers.model import Classifier, Hyper, TrainError, train
-from classifiers.pages import SeedError, read_pages, url_prefixes
+from classifiers.pages import SeedError, page_prefixes, read_pages
 from classifiers.tokens import DeepSeekBPE, get_tokenizer
 
 SMALL = Hyper(dim=16, bucket=5000, epoch=20, min_count=1, word_ngrams=2)
@@ -140,10 +140,10 @@ def test_seed_files_errors(tmp_path):
 
 
 def test_url_prefixes():
-    assert url_prefixes("https://Blog.Example.org/code/py/a/b/page.html?x=1") == [
+    assert page_prefixes({"url": "https://Blog.Example.org/code/py/a/b/page.html?x=1"}) == [
         (0, "blog.example.org/"), (1, "blog.example.org/code/"), (2, "blog.example.org/code/py/"), (3, "blog.example.org/code/py/a/"),
     ]
-    assert url_prefixes("https://h.org/page") == [(0, "h.org/")]
+    assert page_prefixes({"url": "https://h.org/page"}) == [(0, "h.org/")]
 
 
 def test_unknown_tokenizer():
