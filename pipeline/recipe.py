@@ -73,6 +73,11 @@ class RecipeHead(BaseModel):
     seed: int = 0
     executor: Literal["ray", "local"] = "ray"
     workers: int = Field(default=2, ge=1)
+    retries: int = Field(default=2, ge=0)
+    task_timeout_s: float | None = Field(default=None, gt=0)
+    max_shard_bytes: int = Field(default=512 * 2**20, ge=2**16)
+    parallel_stages: int = Field(default=1, ge=1)
+    storage_options: dict[str, dict[str, Any]] = {}
     vars: dict[str, str] = {}
     stages: list[dict[str, Any]] = Field(min_length=1)
 
@@ -84,8 +89,17 @@ class Recipe(BaseModel):
     executor: Literal["ray", "local"]
     workers: int
     stages: list[StageSpec]
+    retries: int = 2
+    task_timeout_s: float | None = None
+    max_shard_bytes: int = 512 * 2**20
+    parallel_stages: int = 1
+    storage_options: dict[str, dict[str, Any]] = {}
     source: str = ""
     raw: dict[str, Any] = {}
+
+    def redacted(self) -> dict[str, Any]:
+        """The resolved recipe as written to `recipe.json`: every storage option's value hidden."""
+        return redact(self.raw) | {"source": self.source}
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -117,6 +131,18 @@ class Recipe(BaseModel):
                     seen.add(i)
                     todo.append(i)
         return seen
+
+
+_SECRET_KEY = re.compile(r"key|secret|token|password|passwd|credential|session|auth", re.I)
+
+
+def redact(obj: Any, hide: bool = False) -> Any:
+    """`obj` with the values under any `storage_options` (and any secret-looking key) replaced."""
+    if isinstance(obj, dict):
+        return {k: redact(v, hide or k == "storage_options" or bool(_SECRET_KEY.search(str(k)))) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v, hide) for v in obj]
+    return "***" if hide and obj is not None else obj
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -210,6 +236,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", overrides: dict[str, str] 
                 problems.append(f"{where}: stages.{s.name}.input: unknown stage {inp!r} (stages: {', '.join(sorted(names))})")
     if not problems:
         problems += _cycles(stages, where)
+    options = _storage_options(_interpolate(head.storage_options, env, problems, where, "storage_options"), stages, where, problems)
     if problems:
         raise RecipeError(problems)
     return Recipe(
@@ -219,9 +246,29 @@ def parse_recipe(data: Any, source: str = "<recipe>", overrides: dict[str, str] 
         executor=head.executor,
         workers=head.workers,
         stages=stages,
+        retries=head.retries,
+        task_timeout_s=head.task_timeout_s,
+        max_shard_bytes=head.max_shard_bytes,
+        parallel_stages=head.parallel_stages,
+        storage_options=options,
         source=source,
         raw=_interpolate(data, env, [], where),
     )
+
+
+def _storage_options(top: dict, stages: list[StageSpec], where: str, problems: list[str]) -> dict:
+    """The recipe's per-protocol storage options, merged with any stage's own (`web_ingest`):
+    they configure every filesystem of the run (see `pipeline.storage.configure`)."""
+    merged = {k: dict(v) for k, v in top.items()}
+    for s in stages:
+        for proto, opts in (getattr(s, "storage_options", None) or {}).items():
+            mine = merged.setdefault(proto, {})
+            for k, v in opts.items():
+                if k in mine and mine[k] != v:
+                    problems.append(f"{where}: stages.{s.name}.storage_options.{proto}.{k}: differs from another "
+                                    f"stage's or the recipe's (one value per protocol and key)")
+                mine[k] = v
+    return merged
 
 
 def _cycles(stages: list[StageSpec], where: str) -> list[str]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
 from pipeline import accounting, documents, storage
-from pipeline.executors import make_executor, quiet_console, start_ray
+from pipeline.executors import ClusterError, check_cluster_versions, make_executor, quiet_console, start_ray
 from pipeline.recipe import Recipe
 from pipeline.stage import StageContext, StageSpec
 
@@ -50,17 +51,13 @@ def stage_hash(recipe: Recipe, name: str) -> str:
 
 
 def _completed(logging_dir: str) -> int:
-    fs, p = storage.fs_and_path(logging_dir)
-    d = p.rstrip("/") + "/completions"
-    return len(fs.ls(d)) if fs.exists(d) else 0
+    return len(storage.ls(storage.join(logging_dir, "completions")))
 
 
 def _task_error(logging_dir: str) -> str | None:
     """The exception line of the first failed task's log (Ray reports failures only there)."""
-    fs, p = storage.fs_and_path(logging_dir)
-    for log in sorted(fs.glob(p.rstrip("/") + "/logs/task_*.log")):
-        with fs.open(log, "r") as f:
-            lines = [line.rstrip() for line in f]
+    for log in storage.glob(storage.join(logging_dir, "logs", "task_*.log")):
+        lines = [line.rstrip() for line in storage.read_bytes(log).decode("utf-8", "replace").splitlines()]
         if any("| ERROR" in line for line in lines):
             tail = [line for line in lines if line and not line.startswith(" ")]
             return tail[-1][:300] if tail else None
@@ -103,11 +100,10 @@ class Runner:
         return storage.join(self.run_dir, name)
 
     def is_done(self, spec: StageSpec) -> bool:
-        marker = storage.join(self.stage_dir(spec.name), "_SUCCESS")
-        if not storage.exists(marker):
+        try:
+            saved = storage.read_bytes(storage.join(self.stage_dir(spec.name), "_SUCCESS")).decode().strip()
+        except FileNotFoundError:
             return False
-        with storage.open_file(marker, "r") as f:
-            saved = f.read().strip()
         if saved != stage_hash(self.recipe, spec.name):
             raise RunError(
                 f"stage {spec.name!r} in {self.run_dir} was completed with a different config; "
@@ -121,40 +117,69 @@ class Runner:
             self.recipe.stage(n)  # KeyError for unknown names, handled by the CLI
         names = [s.name for s in self.recipe.stages if s.name in names or self.recipe.upstream([s.name]) & set(names)]
         for n in names:
-            fs, p = storage.fs_and_path(self.stage_dir(n))
-            if fs.exists(p):
-                fs.rm(p, recursive=True)
+            storage.rm(self.stage_dir(n))
 
     def run(self, only: list[str] | None = None) -> RunResult:
         quiet_console()
+        env = storage.configure(self.recipe.storage_options)
         order = self.recipe.order()
         if only:
             unknown = [n for n in only if n not in {s.name for s in order}]
             if unknown:
                 raise RunError(f"unknown stage(s) in --stages: {', '.join(unknown)}")
             order = [s for s in order if s.name in only]
-        storage.write_json(storage.join(self.run_dir, "recipe.json"), self.recipe.raw | {"source": self.recipe.source})
-        started_ray = ray_ready = False
+        try:
+            storage.write_json(storage.join(self.run_dir, "recipe.json"), self.recipe.redacted())
+        except Exception as e:  # noqa: BLE001 - missing credentials, unreachable endpoint, read-only path
+            raise RunError(f"cannot write to run_dir {self.run_dir}: {storage.describe(e)}") from None
+        started_ray = False
         result = RunResult(self.run_dir)
         try:
+            todo = []
             for spec in order:
-                for up in spec.inputs:
-                    if not self.is_done(self.recipe.stage(up)):
-                        raise RunError(f"stage {spec.name!r} needs {up!r}, which has not completed; run it first")
                 if self.is_done(spec):
                     result.skipped.append(spec.name)
-                    continue
-                if self.executor == "ray" and not ray_ready:
-                    started_ray = start_ray(self.address)
-                    ray_ready = True
-                self.run_stage(spec)
-                result.ran.append(spec.name)
+                else:
+                    todo.append(spec)
+            if todo and self.executor == "ray":
+                try:
+                    started_ray = start_ray(self.address, env)
+                    if self.address:
+                        check_cluster_versions()
+                except ClusterError as e:
+                    raise RunError(str(e)) from None
+            self._run_all(todo, result)
         finally:
             if started_ray:
                 import ray
 
                 ray.shutdown()
         return result
+
+    def _run_all(self, todo: list[StageSpec], result: RunResult) -> None:
+        """Runs each stage once its inputs are done; up to `parallel_stages` independent stages at once."""
+        pending = list(todo)
+        running: dict = {}
+        done = {s.name for s in self.recipe.stages if s.name in result.skipped}
+        with ThreadPoolExecutor(max_workers=self.recipe.parallel_stages) as pool:
+            while pending or running:
+                for spec in list(pending):
+                    if len(running) >= self.recipe.parallel_stages:
+                        break
+                    if all(i in done for i in spec.inputs):
+                        pending.remove(spec)
+                        running[pool.submit(self.run_stage, spec)] = spec
+                    elif not any(i in {p.name for p in pending} | {r.name for r in running.values()} for i in spec.inputs):
+                        missing = next(i for i in spec.inputs if i not in done)
+                        raise RunError(f"stage {spec.name!r} needs {missing!r}, which has not completed; run it first")
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    spec = running.pop(fut)
+                    fut.result()  # a failed stage raises its RunError here
+                    done.add(spec.name)
+                    result.ran.append(spec.name)
 
     def run_stage(self, spec: StageSpec) -> dict:
         sdir = self.stage_dir(spec.name)
@@ -163,14 +188,20 @@ class Runner:
             stage=spec.name,
             seed=self.recipe.seed,
             input_dirs=[self.stage_dir(i) for i in spec.inputs],
+            max_shard_bytes=self.recipe.max_shard_bytes,
         )
         t0 = time.time()
         phases_info = []
         all_stats = []
-        for phase in spec.phases(ctx):
+        try:
+            phases = spec.phases(ctx)
+        except Exception as e:  # noqa: BLE001 - planning reads inputs: no match, credentials, endpoint
+            raise RunError(f"stage {spec.name!r}: {storage.describe(e)}") from None
+        for phase in phases:
             logdir = storage.join(sdir, "_logs", phase.name)
             label = spec.name if phase.name == "main" else f"{spec.name}/{phase.name}"
-            ex = make_executor(self.executor, phase.steps, phase.tasks, self.workers, logdir)
+            ex = make_executor(self.executor, phase.steps, phase.tasks, self.workers, logdir,
+                               self.recipe.retries, self.recipe.task_timeout_s)
             stop = threading.Event()
             watcher = threading.Thread(target=_watch, args=(label, logdir, phase.tasks, stop, self.progress), daemon=True)
             watcher.start()
@@ -203,7 +234,6 @@ class Runner:
             **books,
         }
         storage.write_json(storage.join(sdir, "_stats.json"), stats)
-        with storage.open_file(storage.join(sdir, "_SUCCESS"), "w") as f:
-            f.write(stage_hash(self.recipe, spec.name) + "\n")
+        storage.write_text(storage.join(sdir, "_SUCCESS"), stage_hash(self.recipe, spec.name) + "\n")
         return stats
 

@@ -35,6 +35,7 @@ class StageContext:
     seed: int
     input_dirs: list[str] = field(default_factory=list)
     recipe_dir: str = "."
+    max_shard_bytes: int | None = None
 
     @property
     def stage_dir(self) -> str:
@@ -59,10 +60,20 @@ class StageContext:
 
         return ShardReader(self.input_dirs, **kw)
 
+    def split_reader(self, tasks: int, **kw: Any) -> PipelineStep:
+        """A reader for `tasks` tasks: whole shards when there are at least as many shards as tasks,
+        else row-group ranges, so one large input shard still spreads over every task."""
+        from pipeline.io import ShardReader, split_row_groups
+
+        files = self.input_files
+        if tasks <= len(files):
+            return ShardReader(self.input_dirs, **kw)
+        return ShardReader(self.input_dirs, ranges=split_row_groups(files, tasks), **kw)
+
     def writer(self, output_dir: str | None = None) -> PipelineStep:
         from pipeline.io import ShardWriter
 
-        return ShardWriter(output_dir or self.stage_dir)
+        return ShardWriter(output_dir or self.stage_dir, max_bytes=self.max_shard_bytes)
 
 
 class StageSpec(BaseModel):
@@ -93,7 +104,7 @@ class StageSpec(BaseModel):
 
     def phases(self, ctx: StageContext) -> list[Phase]:
         tasks = self.tasks or self.default_tasks(ctx)
-        head = [ctx.reader()] if self.inputs else []
+        head = [ctx.split_reader(tasks)] if self.inputs else []
         return [Phase("main", head + self.build(ctx) + [ctx.writer()], tasks)]
 
     @classmethod

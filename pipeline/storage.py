@@ -234,3 +234,23 @@ def local_copy(path: str) -> Iterator[str]:
         return
     with scratch() as d:
         yield download(path, os.path.join(d, posixpath.basename(path.rstrip("/")) or "file"))
+
+
+def describe(e: BaseException) -> str:
+    """One line for a storage failure, naming the likely cause (credentials, endpoint, path)."""
+    if isinstance(e, StorageError):
+        return str(e)
+    name = type(e).__name__
+    text = (str(e).strip().splitlines() or [""])[0]
+    low = f"{name} {text}".lower()
+    if "nocredentials" in low or "unable to locate credentials" in low or "partialcredentials" in low:
+        return "no credentials (set storage_options.<protocol> key/secret in the recipe, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    if "invalidaccesskeyid" in low or "signaturedoesnotmatch" in low or "accessdenied" in low or "forbidden" in low:
+        return f"access denied ({text[:160]})"
+    if "endpointconnectionerror" in low or "connect" in low and ("refused" in low or "timeout" in low or "error" in low):
+        return f"cannot reach the storage endpoint ({text[:200]})"
+    if isinstance(e, FileNotFoundError):
+        return f"no such file or bucket ({text[:200]})"
+    if isinstance(e, PermissionError):
+        return f"permission denied ({text[:200]})"
+    return f"{name}: {text[:200]}"

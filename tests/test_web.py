@@ -177,6 +177,7 @@ def test_mathml_without_annotation_is_converted_to_latex():
 
 
 def test_wet_conversion_records_pass_through_as_text(tmp_path):
+    from pipeline.remote import Retry
     from pipeline.web.sources import Item
     from pipeline.web.steps import ExtractText, WarcRecordReader
 
@@ -186,7 +187,7 @@ def test_wet_conversion_records_pass_through_as_text(tmp_path):
     assert recs[0].kind == "conversion" and recs[0].content_type == "text/plain" and recs[0].payload == text.encode()
     path = tmp_path / "x.warc.wet.gz"
     path.write_bytes(gzip_member(wet))
-    docs = list(ExtractText().run(WarcRecordReader([Item(str(path))], {}, 1 << 20, {}, {}).run()))
+    docs = list(ExtractText().run(WarcRecordReader([Item(str(path))], {}, 1 << 20, Retry()).run()))
     assert [d.text for d in docs] == [text]
     assert docs[0].metadata["format"] == "text" and docs[0].metadata["url"] == "https://site.org/t"
 

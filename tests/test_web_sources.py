@@ -18,7 +18,9 @@ import pytest
 
 from conftest import read_stage
 from pipeline.cli import main as cli_main
-from pipeline.web.fetch import FetchError, RangeFetcher
+from pipeline.recipe import parse_recipe
+from pipeline.runner import Runner, RunError
+from pipeline.remote import RangeReader, Retry, TransientError
 from pipeline.web.writer import gzip_member, response_record
 
 C1, C2 = "CC-MAIN-2024-10", "CC-MAIN-2024-18"
@@ -217,16 +219,27 @@ def test_same_url_across_crawls_is_kept_once_for_any_worker_count(mirror, run_re
         assert shard.read_bytes() == (Path(two) / "web_extract" / shard.name).read_bytes()
 
 
-def test_failed_range_fetches_are_counted_and_the_rest_kept(mirror, run_recipe, tmp_path):
+def test_a_range_fault_that_outlasts_its_retries_fails_the_task_not_the_books(mirror, tmp_path):
+    """A fault is never a drop: when retries run out the task fails (one line), nothing of it is
+    written, and a run after the fault is gone completes."""
     rows = [r for r in mirror["index"] if r["crawl"] == C1]
     bad = dict(rows[0], warc_filename="fail/" + rows[0]["warc_filename"], url="https://broken.org/a", url_host_registered_domain="broken.org")
     idx = tmp_path / "idx.parquet"
     pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "crawl"} for r in rows + [bad]]), idx)
-    out = run(run_recipe, tmp_path, "faulty", {"index": str(idx), "domains": ["broken.org", "example.com"], "base_url": mirror["http"],
-                                               "retries": 2, "backoff": 0.01})
-    ing = stats(out, "web_ingest")
-    assert ing["balanced"] and ing["dropped"] == {"fetch_http_5xx": {"docs": 1, "bytes": rows[0]["warc_record_length"]}}
-    assert [d[1] for d in summary(out)] == ["https://blog.example.com/code", "https://blog.example.com/post/1"]
+    ingest = {"name": "web_ingest", "kind": "web_ingest", "index": str(idx), "domains": ["broken.org", "example.com"],
+              "base_url": mirror["http"], "retries": 2, "backoff": 0.01}
+    run_dir = tmp_path / "faulty"
+    recipe = parse_recipe({"name": "t", "run_dir": str(run_dir), "executor": "local", "retries": 1, "stages": [ingest]})
+    with pytest.raises(RunError) as e:
+        Runner(recipe, workers=1, progress=False).run()
+    assert "fetch_http_503" in str(e.value) and "\n" not in str(e.value)
+    assert not list((run_dir / "web_ingest").glob("part-*.parquet"))
+    assert not (run_dir / "web_ingest" / "_SUCCESS").exists()
+    pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "crawl"} for r in rows]), idx)
+    Runner(parse_recipe({"name": "t", "run_dir": str(run_dir), "executor": "local", "stages": [ingest]}),
+           workers=1, progress=False).run()
+    ing = stats(str(run_dir), "web_ingest")
+    assert ing["balanced"] and ing["dropped"] == {} and ing["in"]["docs"] == 2
 
 
 def test_an_unreachable_file_is_counted_and_the_others_read(mirror, run_recipe, tmp_path):
@@ -236,23 +249,22 @@ def test_an_unreachable_file_is_counted_and_the_others_read(mirror, run_recipe, 
     assert [d[1] for d in summary(out)] == ["https://blog.example.com/post/1", "https://other.net/x"]
 
 
-def test_range_fetcher_retries_with_backoff_then_names_the_failure(mirror):
+def test_range_reads_retry_with_backoff_then_name_the_failure(mirror):
     rel = mirror["files"][0]
     size = (mirror["root"] / rel).stat().st_size
     waits = []
-    f = RangeFetcher(retries=3, backoff=0.1, timeout=0.5, sleep=waits.append)
+    f = RangeReader(Retry(retries=3, backoff_s=0.1, timeout_s=0.5, sleep=waits.append))
     whole = (mirror["root"] / rel).read_bytes()
-    assert f.fetch(mirror["http"] + "flaky/" + rel, 10, 100) == whole[10:110]
+    assert f.read(mirror["http"] + "flaky/" + rel, 10, 100) == whole[10:110]
     assert waits == [0.1]
-    for fault, reason in [("fail", "fetch_http_5xx"), ("slow", "fetch_timeout"), ("short", "fetch_short_read")]:
+    for fault, reason in [("fail", "fetch_http_503"), ("slow", "fetch_timeout"), ("short", "fetch_short_read")]:
         waits.clear()
-        with pytest.raises(FetchError) as e:
-            f.fetch(mirror["http"] + f"{fault}/" + rel, 0, size)
+        with pytest.raises(TransientError) as e:
+            f.read(mirror["http"] + f"{fault}/" + rel, 0, size)
         assert e.value.reason == reason
         assert waits == [0.1, 0.2, 0.4]
-    with pytest.raises(FetchError) as e:
-        f.fetch(mirror["http"] + "no/such.warc.gz", 0, 10)
-    assert e.value.reason == "fetch_http_404"
+    with pytest.raises(FileNotFoundError):
+        f.read(mirror["http"] + "no/such.warc.gz", 0, 10)
 
 
 def test_cli_extracts_warc_globs_to_parquet(mirror, tmp_path, capsys):

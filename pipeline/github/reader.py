@@ -177,6 +177,9 @@ class RepoFileReader(Step):
             fetched = iter(pool.map(self._clone, clones))  # bounded concurrency, results in order
             for u in units:
                 extra = {"stars": u.stars, "license": u.license}
+                if u.kind == "dir" and storage.is_remote(u.ref):
+                    yield from self._remote_dir(u, extra)
+                    continue
                 if u.kind == "dir":
                     listing = list_directory(u.ref)
                 elif u.kind == "archive":
@@ -199,6 +202,17 @@ class RepoFileReader(Step):
                     extra["url"] = u.url
                 listing.extra = {**extra, **listing.extra}
                 yield from self._repo(listing)
+
+    def _remote_dir(self, u: Unit, extra: dict) -> Iterator[Document]:
+        """A repository directory on an object store, copied to node-local scratch and read there."""
+        name = u.ref.rstrip("/").rsplit("/", 1)[-1]
+        with storage.scratch() as tmp:
+            fs, p = storage.fs_and_path(u.ref)
+            local = os.path.join(tmp, name)
+            fs.get(p.rstrip("/") + "/", local, recursive=True)
+            listing = list_directory(local, name=name)
+            listing.extra = {**extra, **listing.extra}
+            yield from self._repo(listing)
 
     def _dataset(self, rank: int, world_size: int) -> Iterator[Document]:
         for path in self.datasets:

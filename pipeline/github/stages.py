@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from typing import Literal
 
@@ -32,21 +31,6 @@ class CloneSettings(BaseModel):
     retries: int = Field(default=2, ge=0)
     backoff_s: float = Field(default=2.0, ge=0)
     workers: int = Field(default=4, ge=1)
-
-
-def _expand(paths: list[str]) -> list[str]:
-    """Globs expanded (local or fsspec), in name order; plain paths as given."""
-    out: list[str] = []
-    for p in paths:
-        if not any(c in p for c in "*?["):
-            out.append(p)
-        elif "://" in p:
-            fs, path = storage.fs_and_path(p)
-            proto = p.split("://", 1)[0]
-            out += [f"{proto}://{m}" for m in sorted(fs.glob(path))]
-        else:
-            out += sorted(glob.glob(p, recursive=True))
-    return out
 
 
 class GithubFiles(StageSpec):
@@ -82,9 +66,11 @@ class GithubFiles(StageSpec):
         for p in self.paths:
             if self.layout == "repo":
                 units.append(Unit("dir", p.rstrip("/")))
+            elif storage.is_remote(p):
+                units += [Unit("dir", storage.join(p, d)) for d in storage.ls(p) if storage.isdir(storage.join(p, d))]
             else:
                 units += [Unit("dir", os.path.join(p, d)) for d in sorted(os.listdir(p)) if os.path.isdir(os.path.join(p, d))]
-        units += [Unit("archive", a) for a in _expand(self.archives)]
+        units += [Unit("archive", a) for a in storage.expand(self.archives, "archive")]
         if self.repo_list:
             for r in read_repo_list(self.repo_list):
                 units.append(Unit("clone", r["full_name"], r["clone_url"], r.get("default_branch"), r.get("stars"),
@@ -92,7 +78,7 @@ class GithubFiles(StageSpec):
         return units
 
     def default_tasks(self, ctx: StageContext) -> int:
-        return max(1, min(64, len(self.units()) + len(_expand(self.datasets))))
+        return max(1, min(64, len(self.units()) + len(storage.expand(self.datasets, "dataset file"))))
 
     def build(self, ctx: StageContext):
         from pipeline.github.clone import CloneOptions
@@ -100,7 +86,7 @@ class GithubFiles(StageSpec):
 
         c = self.clone
         opts = CloneOptions(c.timeout_s, c.max_bytes, c.blob_limit, c.retries, c.backoff_s)
-        return [RepoFileReader(self.units(), _expand(self.datasets), self.dataset_columns.model_dump(), self.max_bytes,
+        return [RepoFileReader(self.units(), storage.expand(self.datasets, "dataset file"), self.dataset_columns.model_dump(), self.max_bytes,
                                self.source, self.clone_dir, opts, c.workers, self.unknown_language == "keep")]
 
 

@@ -4,7 +4,6 @@ ranges selected from the columnar URL index.
 
 from __future__ import annotations
 
-import glob
 import gzip
 import posixpath
 import re
@@ -37,23 +36,10 @@ def resolve(base_url: str | None, rel: str) -> str:
     return posixpath.join(base_url, rel) if "://" in base_url else storage.join(base_url, rel)
 
 
-def expand_paths(paths: list[str]) -> list[str]:
-    """Local globs expanded and sorted; URLs and plain paths kept as given, in order."""
-    out: list[str] = []
-    for p in paths:
-        if "://" not in p and any(c in p for c in "*?["):
-            out += sorted(glob.glob(p, recursive=True))
-        else:
-            out.append(p)
-    return out
-
-
-def crawl_files(base_url: str, crawl: str, kind: str, start: int, stop: int | None, storage_options: dict) -> list[str]:
+def crawl_files(base_url: str, crawl: str, kind: str, start: int, stop: int | None) -> list[str]:
     """Files `start:stop` of a crawl's `warc.paths.gz` / `wet.paths.gz`, resolved under `base_url`."""
     listing = resolve(base_url, f"crawl-data/{crawl}/{kind}.paths.gz")
-    proto = listing.split("://", 1)[0] if "://" in listing else "file"
-    with storage.open_file(listing, "rb", **storage_options.get(proto, {})) as f:
-        lines = gzip.decompress(f.read()).decode("utf-8").splitlines()
+    lines = gzip.decompress(storage.read_bytes(listing)).decode("utf-8").splitlines()
     return [resolve(base_url, line.strip()) for line in lines[start:stop] if line.strip()]
 
 
@@ -63,7 +49,6 @@ def select_from_index(
     domains: list[str],
     url_prefixes: list[str],
     limit: int | None,
-    storage_options: dict,
 ) -> list[tuple[Item, str | None]]:
     """Record ranges whose registered domain or URL prefix matches, sorted by file and offset.
 
@@ -74,12 +59,7 @@ def select_from_index(
     import pyarrow.dataset as ds
 
     fs, p = storage.fs_and_path(index)
-    proto = index.split("://", 1)[0] if "://" in index else "file"
-    if storage_options.get(proto):
-        import fsspec
-
-        fs = fsspec.filesystem(proto, **storage_options[proto])
-    if any(c in p for c in "*?["):
+    if storage.has_glob(index):
         files = sorted(fs.glob(p))
     elif fs.isdir(p):
         files = sorted(f for f in fs.find(p) if f.endswith(".parquet"))

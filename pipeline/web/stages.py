@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from pipeline import storage
 from pipeline.recipe import InputPath
 from pipeline.stage import Phase, StageContext, StageSpec
 from pipeline.web import sources
@@ -60,15 +61,15 @@ class WebIngest(StageSpec):
         """The items to read, in a fixed order, and the crawl of each file where known."""
         if self._plan is None:
             if self.paths:
-                files = sources.expand_paths(self.paths)
+                files = storage.expand(self.paths, "WARC/WET file")
                 self._plan = ([sources.Item(p) for p in files], {})
             elif self.crawl:
                 stop = self.first_file + self.num_files if self.num_files else None
-                files = sources.crawl_files(self.base_url, self.crawl, self.crawl_files, self.first_file, stop, self.storage_options)
+                files = sources.crawl_files(self.base_url, self.crawl, self.crawl_files, self.first_file, stop)
                 self._plan = ([sources.Item(p) for p in files], {p: self.crawl for p in files})
             else:
                 hits = sources.select_from_index(
-                    self.index, self.base_url, self.domains, self.url_prefixes, self.max_records, self.storage_options
+                    self.index, self.base_url, self.domains, self.url_prefixes, self.max_records
                 )
                 self._plan = ([i for i, _ in hits], {i.path: c for i, c in hits})
         return self._plan
@@ -83,8 +84,10 @@ class WebIngest(StageSpec):
         from pipeline.web.steps import WarcRecordReader
 
         items, crawls = self.plan()
-        fetch = {"retries": self.retries, "backoff": self.backoff, "timeout": self.timeout}
-        return [WarcRecordReader(items, crawls, self.max_record_bytes, fetch, self.storage_options)]
+        from pipeline.remote import Retry
+
+        retry = Retry(retries=self.retries, backoff_s=self.backoff, timeout_s=self.timeout)
+        return [WarcRecordReader(items, crawls, self.max_record_bytes, retry)]
 
 
 class WebExtract(StageSpec):

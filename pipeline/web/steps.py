@@ -9,6 +9,7 @@ from datatrove.data import Document, DocumentsPipeline
 
 from pipeline import storage
 from pipeline.io import ShardReader
+from pipeline.remote import RangeReader, Retry, open_stream
 from pipeline.steps import Step
 from pipeline.web import sources, urls
 from pipeline.web.charset import Undecodable, decode_html
@@ -27,37 +28,30 @@ class WarcRecordReader(Step):
 
     name = "warc record reader"
 
-    def __init__(self, items: list[sources.Item], crawls: dict[str, str | None], max_record_bytes: int, fetch: dict, storage_options: dict):
+    def __init__(self, items: list[sources.Item], crawls: dict[str, str | None], max_record_bytes: int, retry: Retry):
         super().__init__()
         self.items = items
         self.crawls = crawls
         self.max_record_bytes = max_record_bytes
-        self.fetch = fetch
-        self.storage_options = storage_options
+        self.retry = retry
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from pipeline.web import warc
-        from pipeline.web.fetch import FetchError, RangeFetcher, open_stream
 
-        fetcher = RangeFetcher(storage_options=self.storage_options, **self.fetch)
+        ranges = RangeReader(self.retry)
         for item in self.items[rank::world_size]:
             crawl = self.crawls.get(item.path) or sources.crawl_of(item.path)
-            if item.length is None:
-                try:
-                    with open_stream(item.path, self.storage_options) as f:
+            try:
+                if item.length is None:
+                    with open_stream(item.path, self.retry) as f:
                         for rec in warc.iter_stream(f, self.max_record_bytes):
                             yield from self._emit(rec, item.path, crawl)
-                except Exception as e:  # noqa: BLE001 - missing, unreachable or cut off mid-stream: one file, not the stage
-                    log.warning("skipping the rest of %s: %s: %s", item.path, type(e).__name__, e)
-                    self.count_in(nbytes=0)
-                    self.drop(None, "unreadable_file")
-                continue
-            try:
-                blob = fetcher.fetch(item.path, item.offset, item.length)
-            except FetchError as e:
-                log.warning("range fetch failed: %s", e)
-                self.count_in(nbytes=item.length)
-                self.drop(None, e.reason, nbytes=item.length)
+                    continue
+                blob = ranges.read(item.path, item.offset, item.length)
+            except FileNotFoundError as e:  # a missing file is bad input; a fault that outlasts its retries fails the task
+                log.warning("missing: %s", e)
+                self.count_in(nbytes=item.length or 0)
+                self.drop(None, "unreadable_file", nbytes=item.length or 0)
                 continue
             for rec in warc.iter_blob(blob, item.offset, self.max_record_bytes):
                 yield from self._emit(rec, item.path, crawl)
