@@ -36,7 +36,8 @@ def _console_filter(record) -> bool:
 
 def quiet_console() -> None:
     logger.remove()
-    logger.add(sys.stderr, level=LOG_LEVEL, filter=_console_filter, format="{level}: {message}")
+    # a callable format leaves out tracebacks: the console gets one line, the task log the whole story
+    logger.add(sys.stderr, level=LOG_LEVEL, filter=_console_filter, format=lambda r: "{level}: {message}\n")
 
 
 def _task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
@@ -118,10 +119,15 @@ class ClusterError(Exception):
 
 
 def _ray_token() -> bool:
-    """Whether a Ray auth token is at hand (env or ~/.ray/auth_token): Ray 2.60's `ray start`
-    turns token auth on when one exists, and a driver must then ask for token mode itself."""
+    """Whether a Ray auth token is at hand (env or ~/.ray/auth_token)."""
     path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
     return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
+
+
+# Ray 2.60's `ray start` turns token auth on when a token exists, while a driver reads RAY_AUTH_MODE
+# once, when Ray is imported: so ask for token mode before the import below whenever a token is at hand.
+if _ray_token() and "RAY_AUTH_MODE" not in os.environ:
+    os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _reachable(address: str) -> None:
@@ -158,8 +164,6 @@ def start_ray(address: str | None, env_vars: dict[str, str] | None = None) -> bo
         return False
     if address and address != "auto":
         _reachable(address)
-        if _ray_token() and "RAY_AUTH_MODE" not in os.environ:
-            os.environ["RAY_AUTH_MODE"] = "token"
     env = {"CODECURATE_LOG_LEVEL": LOG_LEVEL, **(env_vars or {})}
     try:
         with _quiet_stderr():
@@ -211,13 +215,17 @@ def code_version() -> str:
     return f"{version}+{h.hexdigest()[:12]}"
 
 
+def _node_code_version() -> str:
+    return code_version()
+
+
 def check_cluster_versions(timeout_s: float = 120.0) -> None:
     """One zero-CPU task per alive node compares that node's `code_version()` with the driver's."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     mine = code_version()
-    probe = ray.remote(num_cpus=0)(code_version)
+    probe = ray.remote(num_cpus=0)(_node_code_version)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = {n["NodeManagerAddress"] + " " + n["NodeID"][:8]: probe.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote() for n in nodes}

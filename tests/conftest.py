@@ -41,3 +41,25 @@ def run_recipe(tmp_path):
         return run_dir
 
     return _run
+
+
+class KillParentOnce(Step):
+    """Kills the process that runs this task's pool (a Ray worker) the first time it runs, as a
+    preempted or crashed node would; later attempts pass documents through."""
+
+    name = "kill parent once"
+
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker = marker
+
+    def run(self, data, rank=0, world_size=1):
+        import os
+        import signal
+
+        for doc in data:
+            if rank == 0 and not os.path.exists(self.marker):
+                open(self.marker, "w").close()
+                os.kill(os.getppid(), signal.SIGKILL)
+                os._exit(1)
+            yield doc
