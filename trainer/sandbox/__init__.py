@@ -82,15 +82,15 @@ def _limits(cpu_s: int, memory_mb: int, memory: str, nproc: int) -> dict:
             "RLIMIT_CORE": 0, "RLIMIT_NPROC": nproc}
 
 
-def _command(tmp: str, argv: list[str], limits: dict, tools: tuple[str, ...]) -> list[str]:
-    """`unshare ... python jail.py CONFIG`: the isolated run of `argv` in `tmp`/work."""
+def _command(tmp: str, argv: list[str], limits: dict, tools: tuple[str, ...]) -> tuple[list[str], dict]:
+    """`unshare ... python jail.py` and its environment: the isolated run of `argv` in `tmp`/work."""
     as_root = os.geteuid() == 0
     cfg = {"root": os.path.join(tmp, "root"), "work": os.path.join(tmp, "work"), "expose": _expose((_python(), *tools)),
            "as_nobody": as_root, "limits": limits, "argv": argv,
            "env": {"PATH": "/usr/bin:/bin", "HOME": "/sandbox", "TMPDIR": "/sandbox", "LANG": "C.UTF-8"}}
     namespaces = ["--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--uts"]
-    return [shutil.which("unshare") or "unshare", *namespaces, *([] if as_root else ["--map-root-user"]),
-            _python(), "-I", "-S", _JAIL, json.dumps(cfg)]
+    cmd = [shutil.which("unshare") or "unshare", *namespaces, *([] if as_root else ["--map-root-user"]), _python(), "-I", "-S", _JAIL]
+    return cmd, {"CODECURATE_JAIL": json.dumps(cfg)}  # in the environment: the program cannot read the init's
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -120,18 +120,20 @@ def _run(argv: list[str], tmp: str, timeout: float, limits: dict, tools: tuple[s
     isolated = require() is None
     work = os.path.join(tmp, "work")
     if isolated:
-        cmd, cwd, preexec, owner = _command(tmp, argv, limits, tools), tmp, None, _NOBODY if os.geteuid() == 0 else -1
-        os.makedirs(os.path.join(tmp, "root"))
+        (cmd, env), cwd, preexec = _command(tmp, argv, limits, tools), tmp, None
+        os.makedirs(os.path.join(tmp, "root"), exist_ok=True)  # stays empty: the tmpfs root lives in the namespace
+        owner = _NOBODY if os.geteuid() == 0 else -1
         for name in [work, *(os.path.join(work, f) for f in os.listdir(work))]:
             os.chown(name, owner, owner)
     else:
         def preexec():
             for name, value in limits.items():
                 resource.setrlimit(getattr(resource, name), (value, value))
+
         env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
         cmd, cwd = argv, work
     with open(os.path.join(tmp, "stdout"), "w+b") as out, open(os.path.join(tmp, "stderr"), "w+b") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=None if isolated else env, stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, preexec_fn=preexec, start_new_session=True)
         try:
             code = proc.wait(timeout=timeout)
@@ -160,9 +162,9 @@ def isolation() -> str | None:
         check = f"import os, sys; sys.exit(os.getuid() != 1000 or os.path.exists({tmp!r}) or os.access('/usr', os.W_OK))"
         argv = [_python(), "-I", "-S", "-c", check]
         try:
-            cmd = _command(tmp, argv, _limits(10, 1024, "RLIMIT_AS", 16), ())
+            cmd, env = _command(tmp, argv, _limits(10, 1024, "RLIMIT_AS", 16), ())
             os.makedirs(os.path.join(tmp, "root"))
-            proc = subprocess.run(cmd, cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            proc = subprocess.run(cmd, cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as e:
             return f"namespaces: {e}"
         if proc.returncode != 0:
@@ -172,12 +174,12 @@ def isolation() -> str | None:
 
 
 def run_python(program: str, timeout: float = 10.0, memory_mb: int = 1024) -> Result:
-    """Run `program` as __main__; it passes if it exits 0 within `timeout` seconds."""
+    """Run `program` as __main__ (standard library only: no site-packages); it passes if it exits 0 within `timeout` s."""
     with tempfile.TemporaryDirectory(prefix="codecurate-sandbox-") as tmp:
         os.makedirs(os.path.join(tmp, "work"))
         with open(os.path.join(tmp, "work", "program.py"), "w", encoding="utf-8") as f:
             f.write(program)
-        return _run([_python(), "-I", "-B", "program.py"], tmp, timeout,
+        return _run([_python(), "-I", "-S", "-B", "program.py"], tmp, timeout,
                     _limits(int(timeout) + 1, memory_mb, "RLIMIT_AS", 64))
 
 
@@ -243,7 +245,6 @@ def run_program(lang: str, program: str, timeout: float = 10.0, memory_mb: int =
             if not step:
                 continue
             exe = step[0] if step[0].startswith("./") else _tool(step[0])
-            shutil.rmtree(os.path.join(tmp, "root"), ignore_errors=True)
             r = _run([exe, *step[1:]], tmp, limit, _limits(int(limit) + 1, memory_mb, "RLIMIT_DATA", 128), tools, native=True)
             if not r.passed:
                 if step is chain.compile and r.status == "failed":

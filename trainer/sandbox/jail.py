@@ -1,4 +1,4 @@
-"""Init of a sandbox: run by the host interpreter (`python -I -S jail.py CONFIG`) as PID 1 of fresh PID, mount,
+"""Init of a sandbox: run by the host interpreter (`python -I -S jail.py`, JSON config in $CODECURATE_JAIL) as PID 1 of fresh PID, mount,
 network, IPC and UTS namespaces made by `unshare`, before any generated code exists in the process tree.
 
 It builds a new root on a small tmpfs holding only the toolchain directories (read-only binds), the program's
@@ -75,6 +75,7 @@ def build_root(root: str, work: str, expose: list[str]) -> None:
         f.write(f"root:x:0:0::/:/bin/sh\nsandbox:x:{SANDBOX_UID}:{SANDBOX_UID}::/sandbox:/bin/sh\n")
     with open(root + "/etc/group", "w") as f:
         f.write(f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\n")
+    _check(libc.sethostname(b"sandbox", 7), "sethostname")
     os.chdir(root)
     _check(libc.syscall(PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
     _check(libc.umount2(b".", MNT_DETACH), "umount old root")
@@ -121,4 +122,4 @@ def main(cfg: dict) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(json.loads(sys.argv[1])))
+    sys.exit(main(json.loads(os.environ["CODECURATE_JAIL"])))
