@@ -124,7 +124,7 @@ def _run(argv: list[str], tmp: str, timeout: float, limits: dict, tools: tuple[s
         os.makedirs(os.path.join(tmp, "root"), exist_ok=True)  # stays empty: the tmpfs root lives in the namespace
         owner = _NOBODY if os.geteuid() == 0 else -1
         for name in [work, *(os.path.join(work, f) for f in os.listdir(work))]:
-            os.chown(name, owner, owner)
+            os.chown(name, owner, owner, follow_symlinks=False)
     else:
         def preexec():
             for name, value in limits.items():

@@ -1,13 +1,14 @@
-"""Init of a sandbox: run by the host interpreter (`python -I -S jail.py`, JSON config in $CODECURATE_JAIL) as PID 1 of fresh PID, mount,
-network, IPC and UTS namespaces made by `unshare`, before any generated code exists in the process tree.
+"""Init of a sandbox: run by the host interpreter as `python -I -S jail.py` (JSON config in $CODECURATE_JAIL)
+as PID 1 of the fresh PID, mount, network, IPC and UTS namespaces that `unshare` made, before any generated
+code exists in the process tree.
 
 It builds a new root on a small tmpfs holding only the toolchain directories (read-only binds), the program's
-directory at /sandbox (the one writable place), a fresh /proc, a few device nodes, /tmp -> /sandbox and a
-two-line /etc/passwd; pivots into it, drops the old root, and remounts / read-only. The program then runs in a
-child that has given up every privilege: uid 65534 on the host where this runs as real root, and in any case
-uid 1000 of a fresh user namespace with no capabilities and no_new_privs, under the configured rlimits. When
-the child exits this init exits too, and the kernel kills whatever else it started; when the evaluator kills
-this init at the timeout, the same happens. Standard library only: nothing here may come from the sandbox.
+directory at /sandbox (the one writable place besides a private /dev/shm), a fresh /proc, a few device nodes,
+/tmp -> /sandbox and a two-line /etc/passwd; pivots into it, drops the old root, and remounts / read-only. The
+program then runs in a child that has given up every privilege: uid 65534 on the host where this runs as real
+root, and in any case uid 1000 of a fresh user namespace with no capabilities and no_new_privs, under the
+configured rlimits. When the child exits this init exits too, and the kernel kills whatever else it started;
+when the evaluator kills this init at the timeout, the same happens. Standard library only.
 """
 
 import ctypes
