@@ -14,7 +14,7 @@ Where the kernel refuses these namespaces, generated code is not run at all unle
 from __future__ import annotations
 
 import contextlib
-import json
+import marshal
 import os
 import re
 import resource
@@ -90,7 +90,8 @@ def _command(tmp: str, argv: list[str], limits: dict, tools: tuple[str, ...]) ->
            "env": {"PATH": "/usr/bin:/bin", "HOME": "/sandbox", "TMPDIR": "/sandbox", "LANG": "C.UTF-8"}}
     namespaces = ["--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--uts"]
     cmd = [shutil.which("unshare") or "unshare", *namespaces, *([] if as_root else ["--map-root-user"]), _python(), "-I", "-S", _JAIL]
-    return cmd, {"CODECURATE_JAIL": json.dumps(cfg)}  # in the environment: the program cannot read the init's
+    # marshal: the init starts faster without json's imports; in its environment: the program cannot read that
+    return cmd, {"CODECURATE_JAIL": marshal.dumps(cfg).hex()}
 
 
 def _kill(proc: subprocess.Popen) -> None:

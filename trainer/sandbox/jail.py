@@ -1,4 +1,4 @@
-"""Init of a sandbox: run by the host interpreter as `python -I -S jail.py` (JSON config in $CODECURATE_JAIL)
+"""Init of a sandbox: run by the host interpreter as `python -I -S jail.py` (its config in $CODECURATE_JAIL)
 as PID 1 of the fresh PID, mount, network, IPC and UTS namespaces that `unshare` made, before any generated
 code exists in the process tree.
 
@@ -12,7 +12,7 @@ when the evaluator kills this init at the timeout, the same happens. Standard li
 """
 
 import ctypes
-import json
+import marshal
 import os
 import resource
 import sys
@@ -123,4 +123,4 @@ def main(cfg: dict) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(json.loads(os.environ["CODECURATE_JAIL"])))
+    sys.exit(main(marshal.loads(bytes.fromhex(os.environ["CODECURATE_JAIL"]))))
