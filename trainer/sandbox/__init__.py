@@ -71,9 +71,10 @@ def _expose(tools: tuple[str, ...]) -> list[str]:
     paths = [p for p in _SYSTEM if os.path.lexists(p)]
     paths += sorted(os.path.join("/etc", e) for e in os.listdir("/etc") if e.startswith("java"))
     for tool in tools:
-        prefix = os.path.dirname(os.path.dirname(os.path.realpath(tool)))
-        if not any(prefix == p or prefix.startswith(p.rstrip("/") + "/") for p in map(os.path.realpath, paths)):
-            paths.append(prefix)
+        exe = os.path.realpath(tool)
+        if not any(exe.startswith(p.rstrip("/") + "/") for p in map(os.path.realpath, paths)):
+            prefix = os.path.dirname(os.path.dirname(exe))  # .../bin/tool -> ...; never the whole of /
+            paths.append(prefix if prefix != "/" else os.path.dirname(exe))
     return paths
 
 
