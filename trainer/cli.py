@@ -41,10 +41,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _sandbox(args) -> None:
+    """Refuse (one line) before any work when generated code would run unisolated without --unsafe-exec."""
+    from trainer import sandbox
+
+    sandbox.allow_unsafe_exec(args.unsafe_exec)
+    if (not args.no_humaneval or args.mbpp or args.humaneval_x) and (reason := sandbox.require()):
+        print(f"codecurate: running generated code WITHOUT a sandbox ({reason})", file=sys.stderr)
+
+
 def cmd_eval(args) -> int:
     from trainer.eval import evaluate
 
     try:
+        _sandbox(args)
         res = evaluate(args.checkpoint, heldout=args.heldout, humaneval_limit=args.limit, skip_humaneval=args.no_humaneval,
                        mbpp_path=args.mbpp, humaneval_x_path=args.humaneval_x, fim_samples=args.fim,
                        max_new_tokens=args.max_new_tokens)
@@ -63,6 +73,7 @@ def cmd_ablate(args) -> int:
     from trainer.ablate import ablate
 
     try:
+        _sandbox(args)
         ablate(_pairs(args.corpus, "--corpus"), args.train, args.out, tokens=args.tokens, heldout=args.heldout,
                humaneval_limit=args.limit, skip_humaneval=args.no_humaneval, mbpp_path=args.mbpp,
                humaneval_x_path=args.humaneval_x, fim_samples=args.fim, max_new_tokens=args.max_new_tokens,
@@ -80,6 +91,8 @@ def _bench_options(p) -> None:
     p.add_argument("--humaneval-x", help="HumanEval-X / MultiPL-E JSONL file, or a directory of them (one per language)")
     p.add_argument("--fim", type=int, default=50, help="FIM exact-match samples from held-out code (0: skip)")
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--unsafe-exec", action="store_true",
+                   help="where the kernel allows no sandbox, run generated code anyway, unisolated")
 
 
 def register(sub) -> None:
