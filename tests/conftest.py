@@ -43,11 +43,11 @@ def run_recipe(tmp_path):
     return _run
 
 
-class KillParentOnce(Step):
-    """Kills the process that runs this task's pool (a Ray worker) the first time it runs, as a
-    preempted or crashed node would; later attempts pass documents through."""
+class KillOnce(Step):
+    """Kills the process it runs in (a Ray worker) the first time it runs, as a crashed or preempted
+    worker would; later attempts pass documents through."""
 
-    name = "kill parent once"
+    name = "kill once"
 
     def __init__(self, marker: str):
         super().__init__()
@@ -60,6 +60,5 @@ class KillParentOnce(Step):
         for doc in data:
             if rank == 0 and not os.path.exists(self.marker):
                 open(self.marker, "w").close()
-                os.kill(os.getppid(), signal.SIGKILL)
-                os._exit(1)
+                os.kill(os.getpid(), signal.SIGKILL)
             yield doc

@@ -124,7 +124,7 @@ def test_a_killed_ray_worker_is_retried_with_the_same_output(tmp_path):
     import ray.cloudpickle
 
     import conftest
-    from conftest import KillParentOnce, read_stage
+    from conftest import KillOnce, read_stage
     from pipeline.recipe import parse_recipe
     from pipeline.runner import Runner
 
@@ -142,7 +142,7 @@ def test_a_killed_ray_worker_is_retried_with_the_same_output(tmp_path):
     Runner(recipe(tmp_path / "clean"), workers=2, progress=False).run()
     killed = recipe(tmp_path / "killed")
     marker = tmp_path / "killed-once"
-    object.__setattr__(killed.stage("filter"), "build", lambda ctx: [KillParentOnce(str(marker))])
+    object.__setattr__(killed.stage("filter"), "build", lambda ctx: [KillOnce(str(marker))])
     Runner(killed, workers=2, progress=False).run()
     assert marker.exists(), "the worker was not killed"
     assert [d.text for d in read_stage(tmp_path / "killed", "filter")] == [d.text for d in read_stage(tmp_path / "clean", "filter")]
