@@ -11,7 +11,7 @@ from pipeline import storage
 from pipeline.io import ShardReader
 from pipeline.steps import Step
 from pipeline.web import sources, urls
-from pipeline.web.charset import Undecodable, decode_html
+from pipeline.web.charset import Undecodable, binary_fraction, decode_html
 from pipeline.web.warc import Record, Skip
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,10 @@ class WarcRecordReader(Step):
 
     name = "warc record reader"
 
-    def __init__(self, items: list[sources.Item], crawls: dict[str, str | None], max_record_bytes: int, fetch: dict, storage_options: dict):
+    def __init__(self, items: list[sources.Item], crawls: dict[str, str | None], max_record_bytes: int, fetch: dict,
+                 storage_options: dict, max_binary_fraction: float = 0.1, max_bad_utf8_fraction: float = 0.01):
         super().__init__()
+        self.max_binary_fraction, self.max_bad_utf8_fraction = max_binary_fraction, max_bad_utf8_fraction
         self.items = items
         self.crawls = crawls
         self.max_record_bytes = max_record_bytes
@@ -86,10 +88,13 @@ class WarcRecordReader(Step):
                 self.drop(None, "not_html", nbytes=n)
                 return
             try:
-                text, charset = decode_html(rec.payload, rec.http_charset)
-            except Undecodable:
-                self.drop(None, "undecodable_charset", nbytes=n)
+                text, charset = decode_html(rec.payload, rec.http_charset, self.max_bad_utf8_fraction, self.max_binary_fraction)
+            except Undecodable as e:
+                self.drop(None, e.reason, nbytes=n)
                 return
+        if binary_fraction(text) > self.max_binary_fraction:  # binary bytes served as text
+            self.drop(None, "binary_content", nbytes=n)
+            return
         yield Document(
             text=text,
             id=(rec.record_id or f"{path}@{rec.offset}").strip("<>"),
