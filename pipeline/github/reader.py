@@ -1,9 +1,10 @@
 """The ingest step: one document per file, from directories, archives, clones and datasets.
 
 Every file is counted in; every file that does not become a document is dropped with its
-reason (symlink, unsafe_path, special, too_large, unreadable, undecodable, lfs_pointer, and the tagger's
-exclusions: empty, binary, vendored, generated, documentation, ...). A repository that cannot
-be fetched or opened counts as one item dropped as `clone_<why>` or `archive_corrupt`.
+reason (symlink, unsafe_path, special, too_large, unreadable, undecodable, lfs_pointer, bad_row,
+and the tagger's exclusions: empty, binary, vendored, generated, documentation, ...). A repository
+that cannot be fetched or opened counts as one item dropped as `clone_<why>` or `archive_corrupt`;
+one that is a link (`symlink`) is not followed out of the corpus.
 Work is split by task rank over repositories (dataset rows by a hash of their repo), so all
 files of a repository land in the same output shard, which repo-level documents rely on.
 """
@@ -22,7 +23,6 @@ from langs import tag
 from pipeline import storage
 from pipeline.github import license as licenses
 from pipeline.github.clone import CloneOptions, clone_repo
-from pipeline.inputs import NotRegularFile, check_regular
 from pipeline.github.sources import (
     BINARY_SCAN,
     ArchiveError,
@@ -33,6 +33,7 @@ from pipeline.github.sources import (
     list_archive,
     list_directory,
 )
+from pipeline.inputs import NotRegularFile, check_regular
 from pipeline.steps import Step, Tally
 
 
@@ -47,9 +48,10 @@ LFS_VERSIONS = (b"version https://git-lfs.github.com/spec/", b"version https://h
 def is_lfs_pointer(data: bytes) -> bool:
     """A git-lfs pointer (the stand-in git keeps for a large file): under 1 KiB, `version`, `oid` and
     `size` lines. It says nothing about the file, so it is no document."""
+    if len(data) >= 1024 or not data.startswith(LFS_VERSIONS):
+        return False
     lines = data.split(b"\n")
-    return (len(data) < 1024 and data.startswith(LFS_VERSIONS) and any(x.startswith(b"oid sha256:") for x in lines)
-            and any(x.startswith(b"size ") for x in lines))
+    return any(x.startswith(b"oid sha256:") for x in lines) and any(x.startswith(b"size ") for x in lines)
 
 
 def _row_ok(row: dict, data) -> bool:
@@ -109,7 +111,7 @@ class RepoFileReader(Step):
         if data.find(b"\x00", 0, BINARY_SCAN) >= 0:  # Linguist's binary test, before the (costlier) tagger
             books.drop("binary", size)
             return None
-        if data.startswith(LFS_VERSIONS) and is_lfs_pointer(data):
+        if is_lfs_pointer(data):
             books.drop("lfs_pointer", size)
             return None
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import stat
 import tarfile
 import zipfile
@@ -57,9 +58,11 @@ def test_links_and_special_files_inside_a_repository(run_recipe, tmp_path, outsi
     os.symlink(outside / "secret.py", repo / "link.py")
     os.symlink(outside, repo / "linked_dir")
     os.mkfifo(repo / "pipe.py")
-    run_dir = run_recipe([{"name": "f", "kind": "github_files", "paths": [str(repo)], "layout": "repo"}])
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(repo / "sock.py"))
+        run_dir = run_recipe([{"name": "f", "kind": "github_files", "paths": [str(repo)], "layout": "repo"}])
     st = books(run_dir, "f")
-    assert dropped(st) == {"symlink": 2, "special": 1} and ids(run_dir) == {"repo:a.py"}
+    assert dropped(st) == {"symlink": 2, "special": 2} and ids(run_dir) == {"repo:a.py"}
 
 
 def make_tar(path, members):
