@@ -1,13 +1,15 @@
 """Hostile input on real data: what the binary, mojibake and git-lfs checks drop from real files.
 
-    .venv/bin/python benchmarks/hostile.py --tree DIR [--pages DIR] [--archives GLOB] [--every 20]
+    .venv/bin/python benchmarks/hostile.py --tree DIR [--pages DIR] [--repos DIR] [--archives GLOB] [--every 20]
 
 1. Web: every `--every`-th file under `--tree` (an unpacked set of Debian doc packages: HTML, PNG,
    gzip, PDF, text, ...) and every page under `--pages` (the article-extraction benchmark's
    `.html.gz`) is served as `text/html` with no charset, the way a misconfigured server sends
    binary files, in one WARC; `WarcRecordReader` reads it, and the drops are counted by reason and
    by file suffix. HTML pages must come through; everything else must not.
-2. GitHub: `RepoFileReader` over each top directory of `--tree` as a repository, and over
+2. Charsets: the real UTF-8 pages of `--pages` served declared latin-1 (must decode to the same
+   text), and re-encoded half in latin-1 declared UTF-8 (two encodings: must be `mojibake`).
+3. GitHub: `RepoFileReader` over each top directory of `--repos` as a repository, and over
    `--archives` (wheels, sdists): drops by reason (`lfs_pointer` among them).
 
 Prints the tables; the time of the web pass is printed against the same reader with the checks
@@ -69,11 +71,58 @@ def web(files: list[str]) -> None:
             print(f"  {s:>8}: {by[(s, True)]:6d} / {by[(s, False)]:6d}")
 
 
-def github(tree: str, archives: list[str]) -> None:
+def charsets(pages: list[str]) -> None:
+    """Real pages served with a wrong charset: UTF-8 declared latin-1, and UTF-8 with a latin-1 half."""
+    from pipeline.web.charset import Undecodable, decode_html
+
+    got: Counter = Counter()
+    for f in pages:
+        body = gzip.decompress(Path(f).read_bytes()) if f.endswith(".gz") else Path(f).read_bytes()
+        truth, enc = decode_html(body, None)
+        if enc != "utf-8" or truth.isascii():
+            got["skipped (not UTF-8 with non-ASCII)"] += 1
+            continue
+        got["declared latin-1: " + ("right text" if decode_html(body, "iso-8859-1")[0] == truth else "WRONG")] += 1
+        got["latin-1 read as declared (main's order): mojibake"] += body.decode("latin-1") != truth
+        half = truth[: len(truth) // 2].encode("utf-8") + truth[len(truth) // 2:].encode("latin-1", "replace")
+        try:
+            text, _ = decode_html(half, "utf-8")
+            got["half UTF-8, half latin-1: kept, <=1% U+FFFD"] += text.count("\ufffd") <= 0.01 * len(text)
+        except Undecodable as e:
+            got[f"half UTF-8, half latin-1: {e.reason}"] += 1
+    print(f"charsets over {len(pages)} real pages: {dict(sorted(got.items()))}")
+    cost(pages)
+
+
+def cost(pages: list[str], repeat: int = 7) -> None:
+    """CPU time of `decode_html` (checks included) against the bare `bytes.decode` with the charset it
+    picks, and against extraction, over the same pages: median of `repeat` runs."""
+    import statistics
+
+    from pipeline.web.charset import decode_html
+    from pipeline.web.extract import extract
+
+    bodies = [gzip.decompress(Path(f).read_bytes()) if f.endswith(".gz") else Path(f).read_bytes() for f in pages]
+    picked = [decode_html(b, None) for b in bodies]
+    runs: dict[str, list[float]] = {"decode_html": [], "bytes.decode": [], "extract": []}
+    for _ in range(repeat):
+        for name, fn in [("decode_html", lambda: [decode_html(b, None) for b in bodies]),
+                         ("bytes.decode", lambda: [b.decode(e, "replace") for b, (_, e) in zip(bodies, picked)]),
+                         ("extract", lambda: [extract(t) for t, _ in picked])]:
+            t0 = time.process_time()
+            fn()
+            runs[name].append(time.process_time() - t0)
+    med = {k: statistics.median(v) * 1000 for k, v in runs.items()}
+    print(f"cost over {len(bodies)} pages (ms CPU, median of {repeat}): " + ", ".join(f"{k} {v:.1f}" for k, v in med.items())
+          + f"; decode_html / bytes.decode {med['decode_html'] / med['bytes.decode']:.2f}x,"
+          f" (decode_html - bytes.decode) / extract {(med['decode_html'] - med['bytes.decode']) / med['extract']:.1%}")
+
+
+def github(tree: str | None, archives: list[str]) -> None:
     from pipeline.github.reader import RepoFileReader, Unit
     from pipeline.steps import ACCT
 
-    units = [Unit("dir", str(p)) for p in sorted(Path(tree).iterdir()) if p.is_dir()]
+    units = [Unit("dir", str(p)) for p in sorted(Path(tree).iterdir()) if p.is_dir()] if tree else []
     units += [Unit("archive", a) for a in archives]
     reader = RepoFileReader(units)
     t0 = time.time()
@@ -89,12 +138,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", required=True, help="a directory of real files (e.g. unpacked Debian doc packages)")
     ap.add_argument("--pages", help="a directory of real web pages (.html or .html.gz)")
-    ap.add_argument("--archives", help="glob of .zip/.whl/.tar.gz archives read as repositories")
+    ap.add_argument("--repos", help="a directory whose subdirectories are read as repositories")
+    ap.add_argument("--archives", help="glob of .zip/.tar.gz archives read as repositories")
     ap.add_argument("--every", type=int, default=20, help="web: take every N-th file of the tree")
     a = ap.parse_args()
     files = sample(a.tree, a.every) + (sorted(glob.glob(os.path.join(a.pages, "*.htm*"))) if a.pages else [])
     web(files)
-    github(a.tree, sorted(glob.glob(a.archives)) if a.archives else [])
+    if a.pages:
+        charsets(sorted(glob.glob(os.path.join(a.pages, "*.htm*"))))
+    if a.repos or a.archives:
+        github(a.repos, sorted(glob.glob(a.archives)) if a.archives else [])
 
 
 if __name__ == "__main__":

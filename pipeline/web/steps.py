@@ -8,10 +8,11 @@ import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 
 from pipeline import storage
+from pipeline.inputs import check_regular
 from pipeline.io import ShardReader
 from pipeline.steps import Step
 from pipeline.web import sources, urls
-from pipeline.web.charset import Undecodable, binary_fraction, decode_html
+from pipeline.web.charset import Undecodable, decode_html, utf8_binary_fraction
 from pipeline.web.warc import Record, Skip
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class WarcRecordReader(Step):
             crawl = self.crawls.get(item.path) or sources.crawl_of(item.path)
             if item.length is None:
                 try:
+                    check_regular(item.path)  # a FIFO would block for ever
                     with open_stream(item.path, self.storage_options) as f:
                         for rec in warc.iter_stream(f, self.max_record_bytes):
                             yield from self._emit(rec, item.path, crawl)
@@ -82,6 +84,9 @@ class WarcRecordReader(Step):
             except UnicodeDecodeError:
                 self.drop(None, "undecodable_charset", nbytes=n)
                 return
+            if utf8_binary_fraction(rec.payload, len(text)) > self.max_binary_fraction:
+                self.drop(None, "binary_content", nbytes=n)
+                return
         else:
             fmt = "html"
             if not (rec.content_type.startswith(HTML_TYPES) or (not rec.content_type and b"<html" in rec.payload[:2048].lower())):
@@ -92,9 +97,6 @@ class WarcRecordReader(Step):
             except Undecodable as e:
                 self.drop(None, e.reason, nbytes=n)
                 return
-        if binary_fraction(text) > self.max_binary_fraction:  # binary bytes served as text
-            self.drop(None, "binary_content", nbytes=n)
-            return
         yield Document(
             text=text,
             id=(rec.record_id or f"{path}@{rec.offset}").strip("<>"),

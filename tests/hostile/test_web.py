@@ -3,6 +3,7 @@ in one page. Each is re-decoded or dropped with its reason; the thresholds are r
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -86,3 +87,10 @@ def test_binary_fraction():
     assert charset.binary_fraction("") == 0.0
     assert charset.binary_fraction("ab\n\t") == 0.0
     assert charset.binary_fraction("a\x00\ufffd\x85") == 0.75
+
+
+def test_a_warc_that_is_a_fifo_is_skipped(run_recipe, tmp_path):
+    warc(tmp_path, ["plain"])
+    os.mkfifo(tmp_path / "stuck.warc.gz")
+    st = books(run_recipe([{"name": "w", "kind": "web_ingest", "paths": [str(tmp_path / "*.warc.gz")]}]), "w")
+    assert dropped(st) == {"unreadable_file": 1} and st["kept"]["docs"] == 1
