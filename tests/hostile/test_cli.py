@@ -9,13 +9,14 @@ import json
 import os
 import threading
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from test_github_clone import daemon  # noqa: F401 - the git daemon fixture
 
 from pipeline.github.clone import CloneOptions, clone_repo
 from pipeline.github.search import write_repo_list
-from tests.hostile.corpus import books, cli, dropped, one_line
+from .corpus import books, cli, dropped, one_line, recipe
 
 
 def test_langs_tag_skips_a_fifo_instead_of_hanging(tmp_path):
@@ -35,7 +36,7 @@ def test_github_clone_with_a_bad_repo_list_is_one_line(tmp_path, what):
     if what == "not parquet":
         path.write_text("full_name,clone_url\no/r,git://x/r.git\n")
     elif what == "no clone_url":
-        pq.write_table(__import__("pyarrow").table({"full_name": ["o/r"]}), path)
+        pq.write_table(pa.table({"full_name": ["o/r"]}), path)
     line = one_line(cli("github", "clone", path, "--dest", tmp_path / "clones"), 2)
     assert line.startswith(f"codecurate github clone: {path}: ")
     assert not (tmp_path / "clones").exists()
@@ -82,3 +83,11 @@ def test_dedup_counts_broken_and_non_utf8_lines(tmp_path):
     assert p.returncode == 0, p.stderr
     st = books(tmp_path / "out", "input")
     assert dropped(st) == {"bad_json": 2, "not_utf8": 1, "no_text": 1} and st["kept"]["docs"] == 3
+
+
+def test_a_stage_with_an_unreadable_repo_list_is_one_line(tmp_path):
+    (tmp_path / "list.parquet").write_text("not parquet\n")
+    rec = recipe(tmp_path / "r.yaml", tmp_path / "run", [{"name": "f", "kind": "github_files", "clone_dir": str(tmp_path / "c"),
+                                                         "repo_list": str(tmp_path / "list.parquet")}])
+    line = one_line(cli("run", rec, "--quiet"), 1)
+    assert "stages.f.repo_list: " in line and "not a readable repo list" in line

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import read_stage
 
-from tests.hostile.corpus import books, cli, dropped, files, one_line, recipe
+from .corpus import books, cli, dropped, files, one_line, recipe
 
 CODE = "def add(a, b):\n    return a + b\n"
 LFS = ("version https://git-lfs.github.com/spec/v1\n"

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.recipe import RecipeError, parse_recipe
 from pipeline.runner import Runner, RunError
-from tests.hostile.corpus import cli, files, one_line, recipe
+from .corpus import cli, files, one_line, recipe
 
 
 def stage(name: str, src) -> dict:
