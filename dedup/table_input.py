@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 
 import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from loguru import logger
 
+from pipeline.inputs import jsonl_rows
 from pipeline.stage import StageContext, StageSpec
 from pipeline.steps import Step
 
@@ -43,16 +42,8 @@ class TableReader(Step):
             for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
                 yield from batch.to_pylist()
             return
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    row = None
-                yield row if isinstance(row, dict) else {"__bad__": line}
+        for row, why, nbytes in jsonl_rows(path):
+            yield row if row is not None else {"__bad__": why, "__bytes__": nbytes}
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for path in self.files[rank::world_size]:
@@ -62,8 +53,9 @@ class TableReader(Step):
                 for n, row in enumerate(self._rows(path)):
                     text = row.get(self.text_field)
                     if not isinstance(text, str):
-                        self.count_in(nbytes=len(str(row).encode()))
-                        self.drop(None, "bad_json" if "__bad__" in row else "no_text", nbytes=len(str(row).encode()))
+                        nbytes = row["__bytes__"] if "__bad__" in row else len(str(row).encode())
+                        self.count_in(nbytes=nbytes)
+                        self.drop(None, row.get("__bad__", "no_text"), nbytes=nbytes)
                         continue
                     meta = {k: v for k, v in row.items() if k not in (self.text_field, self.id_field)}
                     doc_id = row.get(self.id_field)

@@ -1,7 +1,8 @@
 """`codecurate langs tag [--jsonl] [--content-only] PATH...`: one JSON object per file.
 
 Directories are walked (sorted, `.git` skipped). Unreadable paths are reported on stderr and
-make the exit status 1; the other files are still tagged.
+make the exit status 1; FIFOs, devices and sockets are skipped with a line on stderr; the other
+files are still tagged.
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ def cmd_tag(args) -> int:
 
     from langs import tag
     from langs.tagger import CONSIDER_BYTES
+    from pipeline.inputs import NotRegularFile, check_regular
 
     rc = 0
     for full, rel in _files(args.paths):
         try:
+            check_regular(full)  # a FIFO would block `open` for ever; devices and sockets are no files either
             with open(full, "rb") as f:
                 data = f.read(CONSIDER_BYTES)
+        except NotRegularFile:
+            print(f"codecurate langs tag: {full}: skipped, not a regular file", file=sys.stderr)
+            continue
         except OSError as e:
             print(f"codecurate langs tag: {full}: {e.strerror or e}", file=sys.stderr)
             rc = 1

@@ -15,7 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline import registry
-from pipeline.stage import StageSpec
+from pipeline.stage import PLAIN_NAME, StageSpec
 
 
 class RecipeError(Exception):
@@ -210,7 +210,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", overrides: dict[str, str] 
             problems.append(f"{where}: {label}: a stage must be a mapping, got {type(raw).__name__}")
             continue
         name = raw.get("name")
-        if isinstance(name, str):
+        if isinstance(name, str) and PLAIN_NAME.fullmatch(name):  # else `stages[i]`: the name is what is wrong
             label = f"stages.{name}"
         kind = raw.get("kind")
         if kind not in registry.KINDS:

@@ -17,6 +17,8 @@ again ends with the same bytes as one that was never interrupted.
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -116,8 +118,18 @@ class Runner:
         for n in names:
             self.recipe.stage(n)  # KeyError for unknown names, handled by the CLI
         names = [s.name for s in self.recipe.stages if s.name in names or self.recipe.upstream([s.name]) & set(names)]
-        for n in names:
-            storage.rm(self.stage_dir(n))
+        _, root = storage.fs_and_path(self.run_dir)
+        local = "://" not in self.run_dir or self.run_dir.startswith("file://")
+        resolve = os.path.realpath if local else posixpath.normpath
+        root = resolve(root)
+        targets = [(n, *storage.fs_and_path(self.stage_dir(n))) for n in names]
+        for n, fs, p in targets:  # all checked before anything is deleted
+            # only a real directory strictly inside run_dir: never a link out of it, nor run_dir itself
+            if resolve(p) == root or not resolve(p).startswith(root.rstrip("/") + "/") or (local and os.path.islink(p)):
+                raise RunError(f"--fresh {n}: {p} is not a directory inside run_dir {self.run_dir}; nothing deleted")
+        for n, fs, p in targets:
+            if fs.exists(p):
+                fs.rm(p, recursive=True)
 
     def run(self, only: list[str] | None = None) -> RunResult:
         quiet_console()

@@ -10,11 +10,12 @@ phase: the runner reads the upstream shards, runs `build()`'s steps, and writes
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from datatrove.pipeline.base import PipelineStep
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline import storage
 
@@ -76,18 +77,29 @@ class StageContext:
         return ShardWriter(output_dir or self.stage_dir, max_bytes=self.max_shard_bytes)
 
 
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 class StageSpec(BaseModel):
     """Keys every stage has. Subclasses add their own, with defaults and constraints."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
     kind: str
     input: str | list[str] | None = None
     tasks: int | None = Field(default=None, ge=1)
 
     # whether the stage needs upstream input (False for ingest stages)
     needs_input: ClassVar[bool] = True
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        """A stage name is a directory under run_dir: `..` or `a/b` would put it (and `--fresh`) elsewhere."""
+        if not PLAIN_NAME.fullmatch(v):
+            raise ValueError(f"a stage name is a plain name (letters, digits, _ . -, not starting with '.'), got {v!r}")
+        return v
 
     @property
     def inputs(self) -> list[str]:

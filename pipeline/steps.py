@@ -65,6 +65,11 @@ class Tally:
     def drop(self, reason: str, nbytes: int) -> None:
         self.sizes["dropped/" + reason].append(nbytes)
 
+    def bad(self, reason: str, nbytes: int) -> None:
+        """An input that is no item at all (a broken line): counted in and dropped."""
+        self.count_in(nbytes)
+        self.drop(reason, nbytes)
+
     def flush(self) -> None:
         stats = self.step.stats
         for key, sizes in self.sizes.items():

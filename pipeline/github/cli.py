@@ -36,10 +36,14 @@ def cmd_clone(args) -> int:
     import pyarrow.parquet as pq
 
     from pipeline.github.clone import CloneOptions, clone_many
-    from pipeline.github.search import read_repo_list
+    from pipeline.github.search import RepoListError, read_repo_list
 
     opts = CloneOptions(args.timeout, args.max_bytes, args.blob_limit, args.retries, args.backoff)
-    rows = read_repo_list(args.repo_list)
+    try:
+        rows = read_repo_list(args.repo_list)
+    except RepoListError as e:
+        print(f"codecurate github clone: {e}", file=sys.stderr)
+        return 2
     jobs = [(r["full_name"], r["clone_url"], os.path.join(args.dest, r["full_name"].replace("/", "__")),
              r.get("default_branch")) for r in rows]
     results = clone_many(jobs, opts, args.workers)

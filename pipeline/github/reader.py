@@ -1,9 +1,10 @@
 """The ingest step: one document per file, from directories, archives, clones and datasets.
 
 Every file is counted in; every file that does not become a document is dropped with its
-reason (symlink, unsafe_path, special, too_large, unreadable, undecodable, and the tagger's
-exclusions: empty, binary, vendored, generated, documentation, ...). A repository that cannot
-be fetched or opened counts as one item dropped as `clone_<why>` or `archive_corrupt`.
+reason (symlink, unsafe_path, special, too_large, unreadable, undecodable, lfs_pointer, bad_row,
+and the tagger's exclusions: empty, binary, vendored, generated, documentation, ...). A repository
+that cannot be fetched or opened counts as one item dropped as `clone_<why>` or `archive_corrupt`;
+one that is a link (`symlink`) is not followed out of the corpus.
 Work is split by task rank over repositories (dataset rows by a hash of their repo), so all
 files of a repository land in the same output shard, which repo-level documents rely on.
 """
@@ -32,12 +33,33 @@ from pipeline.github.sources import (
     list_archive,
     list_directory,
 )
+from pipeline.inputs import NotRegularFile, check_regular
 from pipeline.steps import Step, Tally
 
 
 def _size(path: str) -> int:
     fs, p = storage.fs_and_path(path)
     return fs.size(p)
+
+
+LFS_VERSIONS = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
+
+
+def is_lfs_pointer(data: bytes) -> bool:
+    """A git-lfs pointer (the stand-in git keeps for a large file): under 1 KiB, `version`, `oid` and
+    `size` lines. It says nothing about the file, so it is no document."""
+    if len(data) >= 1024 or not data.startswith(LFS_VERSIONS):
+        return False
+    lines = data.split(b"\n")
+    return any(x.startswith(b"oid sha256:") for x in lines) and any(x.startswith(b"size ") for x in lines)
+
+
+def _row_ok(row: dict, data) -> bool:
+    """A dataset row has bytes or text, a path and a repo as strings, and stars and license (if any) of their types."""
+    stars, lic = row.get("stars"), row.get("license")
+    return (isinstance(data, bytes) and isinstance(row.get("path"), str) and isinstance(row.get("repo"), str)
+            and (stars is None or (isinstance(stars, (int, float)) and not isinstance(stars, bool)))
+            and (lic is None or isinstance(lic, str) or (isinstance(lic, list) and all(isinstance(x, str) for x in lic))))
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,9 @@ class RepoFileReader(Step):
             return None
         if data.find(b"\x00", 0, BINARY_SCAN) >= 0:  # Linguist's binary test, before the (costlier) tagger
             books.drop("binary", size)
+            return None
+        if is_lfs_pointer(data):
+            books.drop("lfs_pointer", size)
             return None
         try:
             text = data.decode("utf-8")
@@ -177,6 +202,12 @@ class RepoFileReader(Step):
             fetched = iter(pool.map(self._clone, clones))  # bounded concurrency, results in order
             for u in units:
                 extra = {"stars": u.stars, "license": u.license}
+                if u.kind != "clone" and "://" not in u.ref and os.path.islink(u.ref.rstrip("/")):
+                    self._fail_repo(u.ref, "symlink", "a linked repository or archive is not followed out of the corpus")
+                    continue
+                if u.kind == "archive" and "://" not in u.ref and not os.path.isfile(u.ref):
+                    self._fail_repo(u.ref, "special", "not a regular file")
+                    continue
                 if u.kind == "dir" and storage.is_remote(u.ref):
                     yield from self._remote_dir(u, extra)
                     continue
@@ -218,17 +249,26 @@ class RepoFileReader(Step):
         for path in self.datasets:
             books = Tally(self)
             try:
-                for row in dataset_rows(path, self.columns, rank, world_size):
-                    repo = str(row.get("repo") or "")
+                check_regular(path)
+            except NotRegularFile as e:
+                if rank == 0:
+                    self._fail_repo(path, "special", str(e))
+                continue
+            try:
+                for row in dataset_rows(path, self.columns, rank, world_size, on_bad=books.bad):
                     content = row.get("content")
-                    data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else (content or b"")
-                    books.count_in(len(data))
-                    if len(data) > self.max_bytes:
-                        books.drop("too_large", len(data))
+                    data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
+                    size = len(data) if isinstance(data, bytes) else 0
+                    books.count_in(size)
+                    if not _row_ok(row, data):
+                        books.drop("bad_row", size)
+                        continue
+                    if size > self.max_bytes:
+                        books.drop("too_large", size)
                         continue
                     meta = {"stars": row.get("stars"), "license": row.get("license"), "dataset": os.path.basename(path)}
                     meta = {k: v for k, v in meta.items() if v is not None}
-                    doc = self._document(repo, str(row.get("path") or ""), data, meta, books)
+                    doc = self._document(row["repo"], row["path"], data, meta, books)
                     if doc is not None:
                         yield doc
             finally:

@@ -205,6 +205,20 @@ def write_repo_list(rows: list[dict], path: str) -> None:
     fs.mv(p + ".tmp", p)
 
 
+class RepoListError(ValueError):
+    """A repo list that is missing, unreadable or lacks `full_name`/`clone_url`: one line for the user."""
+
+
 def read_repo_list(path: str) -> list[dict]:
-    with storage.open_file(path, "rb") as f:
-        return pq.read_table(f).to_pylist()
+    """The rows of a repo list (parquet, as `write_repo_list` writes it). Raises `RepoListError`."""
+    try:
+        with storage.open_file(path, "rb") as f:
+            table = pq.read_table(f)
+    except FileNotFoundError:
+        raise RepoListError(f"{path}: repo list not found") from None
+    except (OSError, pa.ArrowException) as e:
+        raise RepoListError(f"{path}: not a readable repo list (parquet): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    missing = [c for c in ("full_name", "clone_url") if c not in table.column_names]
+    if missing:
+        raise RepoListError(f"{path}: repo list lacks column(s) {missing} (has {table.column_names})")
+    return table.to_pylist()

@@ -21,9 +21,9 @@ from operator import attrgetter
 
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.json as pajson
 
 from pipeline import storage
+from pipeline.inputs import NotRegularFile, check_regular, jsonl_rows
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
@@ -170,6 +170,8 @@ def _zip_entries(path: str) -> list[Entry]:
             out.append(Entry(info.filename, 0, skip="unsafe_path"))
         elif stat.S_ISLNK(mode):
             out.append(Entry(rel, 0, skip="symlink"))
+        elif stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # a FIFO or device by its Unix mode (0: no mode recorded)
+            out.append(Entry(rel, 0, skip="special"))
         else:
             out.append(Entry(rel, info.file_size, lambda limit, info=info: zf.read(info)))
     return out
@@ -212,29 +214,47 @@ class ArchiveError(Exception):
 # ---- file-level datasets ---------------------------------------------------------------------
 
 
-def _dataset_batches(path: str, columns: list[str], batch_size: int = 1024) -> Iterator[pa.RecordBatch]:
-    if path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
-        with storage.open_file(path, "rb", compression="infer") as f:
-            table = pajson.read_json(f)
-        missing = [c for c in columns if c not in table.column_names]
-        if missing:
-            raise KeyError(f"{path}: missing column(s) {missing} (has {table.column_names})")
-        yield from table.select(columns).to_batches(batch_size)
-    else:
-        fs, p = storage.fs_and_path(path)
-        ds = pads.dataset(p, format="parquet", filesystem=fs)
-        missing = [c for c in columns if c not in ds.schema.names]
-        if missing:
-            raise KeyError(f"{path}: missing column(s) {missing} (has {ds.schema.names})")
-        yield from ds.to_batches(columns=columns, batch_size=batch_size)
+JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 
 
-def dataset_rows(path: str, columns: dict[str, str | None], rank: int = 0, world_size: int = 1) -> Iterator[dict]:
+def column_problem(path: str, columns: list[str]) -> str | None:
+    """One line naming a parquet dataset's missing columns (or why it cannot be opened), else None.
+    JSON lines have no schema: a row without a column is dropped as `bad_row` when read."""
+    try:
+        check_regular(path)
+    except NotRegularFile:  # skipped as `special` when read
+        return None
+    if path.endswith(JSONL_SUFFIXES):
+        return None
+    fs, p = storage.fs_and_path(path)
+    try:
+        names = pads.dataset(p, format="parquet", filesystem=fs).schema.names
+    except (pa.ArrowInvalid, OSError) as e:
+        return f"{path}: not a readable parquet dataset: {str(e).splitlines()[0]}"
+    missing = [c for c in columns if c not in names]
+    return f"{path}: missing column(s) {missing} (has {names})" if missing else None
+
+
+def dataset_rows(path: str, columns: dict[str, str | None], rank: int = 0, world_size: int = 1,
+                 on_bad: Callable[[str, int], None] | None = None) -> Iterator[dict]:
     """Rows of a dataset file as dicts keyed by role (content, path, repo, stars, license): those of the
-    repositories task `rank` of `world_size` owns (`task_of`). The repo column is read first and the
-    batch cut to those rows in Arrow, so a task turns only its own share into Python objects."""
+    repositories task `rank` of `world_size` owns (`task_of`). Parquet's repo column is read first and the
+    batch cut to those rows in Arrow, so a task turns only its own share into Python objects. A JSON line
+    that is no row goes to `on_bad(reason, nbytes)` in task 0 (each is counted once)."""
     wanted = {role: col for role, col in columns.items() if col}
-    for batch in _dataset_batches(path, sorted(set(wanted.values()))):
+    if path.endswith(JSONL_SUFFIXES):
+        for row, why, nbytes in jsonl_rows(path):
+            if row is None:
+                if rank == 0 and on_bad is not None:
+                    on_bad(why, nbytes)
+                continue
+            out = {role: row.get(col) for role, col in wanted.items()}
+            if world_size == 1 or task_of(str(out.get("repo") or ""), world_size) == rank:
+                yield out
+        return
+    fs, p = storage.fs_and_path(path)
+    for batch in pads.dataset(p, format="parquet", filesystem=fs).to_batches(columns=sorted(set(wanted.values())),
+                                                                            batch_size=1024):
         if world_size > 1:
             repos = batch.column(wanted["repo"]).to_pylist()
             batch = batch.filter(pa.array([task_of(str(r or ""), world_size) == rank for r in repos]))

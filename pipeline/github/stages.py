@@ -60,7 +60,7 @@ class GithubFiles(StageSpec):
 
     def units(self):
         from pipeline.github.reader import Unit
-        from pipeline.github.search import read_repo_list
+        from pipeline.github.search import RepoListError, read_repo_list
 
         units: list[Unit] = []
         for p in self.paths:
@@ -72,7 +72,13 @@ class GithubFiles(StageSpec):
                 units += [Unit("dir", os.path.join(p, d)) for d in sorted(os.listdir(p)) if os.path.isdir(os.path.join(p, d))]
         units += [Unit("archive", a) for a in storage.expand(self.archives, "archive")]
         if self.repo_list:
-            for r in read_repo_list(self.repo_list):
+            try:
+                rows = read_repo_list(self.repo_list)
+            except RepoListError as e:
+                from pipeline.runner import RunError
+
+                raise RunError(f"stages.{self.name}.repo_list: {e}") from None
+            for r in rows:
                 units.append(Unit("clone", r["full_name"], r["clone_url"], r.get("default_branch"), r.get("stars"),
                                   r.get("license"), r.get("size_kb")))
         return units
@@ -84,9 +90,17 @@ class GithubFiles(StageSpec):
         from pipeline.github.clone import CloneOptions
         from pipeline.github.reader import RepoFileReader
 
+        from pipeline.github.sources import column_problem
+        from pipeline.runner import RunError
+
+        datasets = storage.expand(self.datasets, "dataset file")
+        wanted = sorted({col for col in self.dataset_columns.model_dump().values() if col})
+        for path in datasets:  # a file without a named column is a mistake in the recipe or the data: one line
+            if why := column_problem(path, wanted):
+                raise RunError(f"stages.{self.name}.datasets: {why}")
         c = self.clone
         opts = CloneOptions(c.timeout_s, c.max_bytes, c.blob_limit, c.retries, c.backoff_s)
-        return [RepoFileReader(self.units(), storage.expand(self.datasets, "dataset file"), self.dataset_columns.model_dump(), self.max_bytes,
+        return [RepoFileReader(self.units(), datasets, self.dataset_columns.model_dump(), self.max_bytes,
                                self.source, self.clone_dir, opts, c.workers, self.unknown_language == "keep")]
 
 

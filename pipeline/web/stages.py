@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, model_validator
 
 from pipeline import storage
-from pipeline.recipe import InputPath
+from pipeline.recipe import Fraction, InputPath
 from pipeline.stage import Phase, StageContext, StageSpec
 from pipeline.web import sources
 
@@ -43,6 +43,8 @@ class WebIngest(StageSpec):
     backoff: float = Field(default=0.5, ge=0)
     timeout: float = Field(default=30.0, gt=0)
     ranges_per_task: int = Field(default=1000, ge=1)
+    max_binary_fraction: Fraction = 0.1  # pages with more control characters or U+FFFD: `binary_content`
+    max_bad_utf8_fraction: Fraction = 0.01  # mostly-UTF-8 pages with more invalid bytes: `mojibake`
 
     _plan: tuple | None = PrivateAttr(default=None)
 
@@ -87,7 +89,8 @@ class WebIngest(StageSpec):
         from pipeline.remote import Retry
 
         retry = Retry(retries=self.retries, backoff_s=self.backoff, timeout_s=self.timeout)
-        return [WarcRecordReader(items, crawls, self.max_record_bytes, retry)]
+        return [WarcRecordReader(items, crawls, self.max_record_bytes, retry, self.max_binary_fraction,
+                                 self.max_bad_utf8_fraction)]
 
 
 class WebExtract(StageSpec):

@@ -8,11 +8,12 @@ import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 
 from pipeline import storage
+from pipeline.inputs import NotRegularFile, check_regular
 from pipeline.io import ShardReader
 from pipeline.remote import RangeReader, Retry, open_stream
 from pipeline.steps import Step
 from pipeline.web import sources, urls
-from pipeline.web.charset import Undecodable, decode_html
+from pipeline.web.charset import Undecodable, decode_html, utf8_binary_fraction
 from pipeline.web.warc import Record, Skip
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,10 @@ class WarcRecordReader(Step):
 
     name = "warc record reader"
 
-    def __init__(self, items: list[sources.Item], crawls: dict[str, str | None], max_record_bytes: int, retry: Retry):
+    def __init__(self, items: list[sources.Item], crawls: dict[str, str | None], max_record_bytes: int, retry: Retry,
+                 max_binary_fraction: float = 0.1, max_bad_utf8_fraction: float = 0.01):
         super().__init__()
+        self.max_binary_fraction, self.max_bad_utf8_fraction = max_binary_fraction, max_bad_utf8_fraction
         self.items = items
         self.crawls = crawls
         self.max_record_bytes = max_record_bytes
@@ -43,12 +46,13 @@ class WarcRecordReader(Step):
             crawl = self.crawls.get(item.path) or sources.crawl_of(item.path)
             try:
                 if item.length is None:
+                    check_regular(item.path)  # a FIFO would block for ever
                     with open_stream(item.path, self.retry) as f:
                         for rec in warc.iter_stream(f, self.max_record_bytes):
                             yield from self._emit(rec, item.path, crawl)
                     continue
                 blob = ranges.read(item.path, item.offset, item.length)
-            except FileNotFoundError as e:  # a missing file is bad input; a fault that outlasts its retries fails the task
+            except (FileNotFoundError, NotRegularFile) as e:  # bad input; a fault that outlasts its retries fails the task
                 log.warning("missing: %s", e)
                 self.count_in(nbytes=item.length or 0)
                 self.drop(None, "unreadable_file", nbytes=item.length or 0)
@@ -74,15 +78,18 @@ class WarcRecordReader(Step):
             except UnicodeDecodeError:
                 self.drop(None, "undecodable_charset", nbytes=n)
                 return
+            if utf8_binary_fraction(rec.payload, len(text)) > self.max_binary_fraction:
+                self.drop(None, "binary_content", nbytes=n)
+                return
         else:
             fmt = "html"
             if not (rec.content_type.startswith(HTML_TYPES) or (not rec.content_type and b"<html" in rec.payload[:2048].lower())):
                 self.drop(None, "not_html", nbytes=n)
                 return
             try:
-                text, charset = decode_html(rec.payload, rec.http_charset)
-            except Undecodable:
-                self.drop(None, "undecodable_charset", nbytes=n)
+                text, charset = decode_html(rec.payload, rec.http_charset, self.max_bad_utf8_fraction, self.max_binary_fraction)
+            except Undecodable as e:
+                self.drop(None, e.reason, nbytes=n)
                 return
         yield Document(
             text=text,
