@@ -5,7 +5,7 @@ after it (from `_stats.json`)."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import posixpath
 import time
 
@@ -31,14 +31,14 @@ def stage_status(run_dir: str, name: str) -> dict:
     done = total = 0
     partial = []
     started = None
-    for ph in phases:
-        ex = storage.read_json(storage.with_protocol(sdir, ph) + "/executor.json", {})
+    for ph in (storage.with_protocol(sdir, x) for x in phases):
+        ex = storage.read_json(storage.join(ph, "executor.json"), {})
         total += int(ex.get("tasks") or ex.get("world_size") or 0)
-        comp = posixpath.join(ph, "completions")
-        done += len(fs.ls(comp)) if fs.exists(comp) else 0
+        done += len(storage.ls(storage.join(ph, "completions")))
         partial += accounting.task_stats(ph)
-        if os.path.exists(ph):
-            started = min(started or os.path.getmtime(ph), os.path.getmtime(ph))
+        with contextlib.suppress(OSError, NotImplementedError, ValueError):
+            t = storage.fs_and_path(ph)[0].modified(storage.fs_and_path(storage.join(ph, "executor.json"))[1]).timestamp()
+            started = min(started or t, t)
     if stats:
         books, elapsed = stats, stats.get("elapsed_s")
     else:
