@@ -10,6 +10,7 @@ from pipeline import documents, storage
 from pipeline.steps import Step
 
 
+GROUP_BYTES = 64 << 20  # a row group holds at most this much text (before compression): the unit of splitting
 Range = tuple[str, int, int]  # (shard path, first row group, end row group)
 
 
@@ -107,16 +108,19 @@ class ShardWriter(Step):
     def _write_one(self, docs, path: str):
         """Writes documents until the input ends (returns False) or the file is full (returns True)."""
         rows: list[dict] = []
+        buffered = 0
+        group_bytes = min(GROUP_BYTES, self.max_bytes // 4) if self.max_bytes else GROUP_BYTES
         with storage.atomic_open(path, "wb") as f, pq.ParquetWriter(
             f, documents.SCHEMA, compression="zstd", compression_level=self.compression_level, write_statistics=False
         ) as w:
             for doc in docs:
                 rows.append(documents.to_row(doc))
+                buffered += len(doc.text)
                 self.count_kept(doc)
                 yield doc
-                if len(rows) >= self.rows_per_group:
+                if len(rows) >= self.rows_per_group or buffered >= group_bytes:
                     w.write_table(pa.Table.from_pylist(rows, schema=documents.SCHEMA))
-                    rows = []
+                    rows, buffered = [], 0
                     if self.max_bytes and f.tell() >= self.max_bytes:
                         return True
             if rows:

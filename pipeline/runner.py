@@ -173,6 +173,15 @@ class Runner:
         pending = list(todo)
         running: dict = {}
         done = {s.name for s in self.recipe.stages if s.name in result.skipped}
+        if self.recipe.parallel_stages == 1:  # in this thread: an in-process task keeps its timeout signal
+            for spec in pending:
+                missing = [i for i in spec.inputs if i not in done]
+                if missing:
+                    raise RunError(f"stage {spec.name!r} needs {missing[0]!r}, which has not completed; run it first")
+                self.run_stage(spec)
+                done.add(spec.name)
+                result.ran.append(spec.name)
+            return
         with ThreadPoolExecutor(max_workers=self.recipe.parallel_stages) as pool:
             while pending or running:
                 for spec in list(pending):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# botocore looks for credentials at the EC2 metadata address when none are set: tests talk to 127.0.0.1 only
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -26,7 +31,8 @@ def read_stage(run_dir, stage: str) -> list:
     """All documents a stage wrote, in shard order."""
     docs = []
     for f in storage.list_shards([storage.join(str(run_dir), stage)]):
-        docs += [documents.from_row(r) for r in pq.read_table(f).to_pylist()]
+        with storage.open_file(f, "rb") as fh:
+            docs += [documents.from_row(r) for r in pq.read_table(fh).to_pylist()]
     return docs
 
 
