@@ -9,7 +9,7 @@ import pytest
 from datatrove.data import Document
 
 from pipeline import registry, storage
-from pipeline.mixing.mix import categorize, plan_mix
+from pipeline.mixing.mix import categorize
 from pipeline.stage import StageSpec
 from pipeline.steps import Step
 from conftest import read_stage
