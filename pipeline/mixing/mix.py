@@ -287,6 +287,13 @@ class Mix(StageSpec):
         return [("Mix", mix_chart_html(summary))]
 
 
+def mix_line(summary: dict) -> str:
+    """Each category's target and achieved share of the mixed tokens, on one line."""
+    cats = ", ".join(f"{c} {want:.1%} -> {summary['ratios_achieved'].get(c, 0.0):.1%}"
+                     for c, want in sorted(summary["ratios_target"].items()))
+    return f"{summary['tokens']:,} tokens, target -> achieved: {cats}"
+
+
 def mix_chart_html(summary: dict) -> str:
     """Target vs achieved token share per category (bar chart and table), the warning if any, and the per-source table."""
     import matplotlib.pyplot as plt

@@ -55,7 +55,7 @@ def solve_tau(hist: np.ndarray, split_class: int | None, remainder: float) -> fl
         return 1.0
     b = int(np.searchsorted(edges, remainder, side="right")) - 1  # edges[b] <= remainder < edges[b+1]
     width = edges[b + 1] - edges[b]
-    return (b + ((remainder - edges[b]) / width if width > 0 else 0.0)) / BUCKETS
+    return float(b + ((remainder - edges[b]) / width if width > 0 else 0.0)) / BUCKETS
 
 
 def plan(hists: dict[tuple[str, str], np.ndarray], docs: dict[tuple[str, str], int], ratios: dict[str, float],
@@ -138,7 +138,8 @@ def summarize(planned: dict, achieved: dict[tuple[str, str], dict], tolerance: f
     for cat, want in sorted(planned["ratios_target"].items()):
         got = out["ratios_achieved"].get(cat, 0.0)
         if abs(got - want) > tolerance:
-            why = "no documents" if cat in planned["missing_categories"] else "documents too coarse"
-            missed.append(f"{cat} {want:.1%} -> {got:.1%} ({why})")
+            why = " (no documents)" if cat in planned["missing_categories"] else "" if planned["missing_categories"] \
+                else " (documents too coarse)"
+            missed.append(f"{cat} {want:.1%} -> {got:.1%}{why}")
     out["warning"] = f"mix ratios not reached (target -> achieved): {'; '.join(missed)}" if missed else None
     return out

@@ -37,6 +37,7 @@ from datatrove.data import DocumentsPipeline
 from pydantic import Field
 
 from pipeline import documents, storage
+from pipeline.io import ShardWriter
 from pipeline.mixing import fim
 from pipeline.mixing.mix import categorize, read_table, write_table
 from pipeline.stage import Phase, StageContext, StageSpec
@@ -296,7 +297,8 @@ class TokenizeShards(StageSpec):
         return [
             Phase("tokenize", [ctx.reader(), Tokenize(work, self.tokenizer, self.add_bos, k, ctx.stage_seed, self.batch_size)],
                   self.tasks or n),
-            Phase("shuffle", [Shuffle(work, ctx.stage_dir, parts), ctx.writer()], k),
+            # one parquet per token shard (no size cap: `shards` sets the size), as the manifest lists them
+            Phase("shuffle", [Shuffle(work, ctx.stage_dir, parts), ShardWriter(ctx.stage_dir)], k),
             Phase("manifest", [WriteManifest(storage.join(ctx.stage_dir, "manifest.json"), run_dir=ctx.run_dir,
                                              stage=ctx.stage, parts_dir=parts, n_shards=k, tokenizer_name=self.tokenizer,
                                              add_bos=self.add_bos, seed=ctx.stage_seed)], 1),
