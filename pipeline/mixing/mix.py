@@ -242,9 +242,9 @@ class Summarize(Step):
                 achieved[row.pop("category"), row.pop("source")].update(row)
         summary = mixplan.summarize(storage.read_json(self.plan_path), achieved, self.tolerance)
         summary["strict"] = self.strict
+        storage.write_json(self.summary_path, summary)  # target vs achieved, also when the stage then fails
         if summary["warning"] and self.strict:
             raise MixError(summary["warning"] + " (strict)")
-        storage.write_json(self.summary_path, summary)
         if summary["warning"]:
             logger.warning(summary["warning"])
         return

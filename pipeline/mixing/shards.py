@@ -168,15 +168,15 @@ class Shuffle(Step):
                         yield documents.from_row(json.loads(row))
             for ext in (".bin", ".idx"):
                 storage.upload(os.path.join(tmp, name + ext), storage.join(self.out_dir, name + ext))
-        groups: Counter = Counter()
+        groups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # documents, tokens
         for c, s, t in zip(*(table.column(k).to_pylist() for k in ("category", "source", "tokens"))):
-            groups[c, s, "documents"] += 1
-            groups[c, s, "tokens"] += t
+            groups[c, s][0] += 1
+            groups[c, s][1] += t
         modes = Counter(table.column("fim").to_pylist())
         storage.write_json(storage.join(self.parts_dir, f"part-{rank:05d}.json"), {
             "shard": {"text": f"part-{rank:05d}.parquet", "tokens_prefix": name, "documents": table.num_rows,
                       "tokens": int(pc.sum(table.column("tokens")).as_py() or 0)},
-            "groups": [[c, s, groups[c, s, "documents"], groups[c, s, "tokens"]] for c, s, k in sorted(groups) if k == "tokens"],
+            "groups": [[c, s, *v] for (c, s), v in sorted(groups.items())],
             "fim": {"psm": modes["psm"], "spm": modes["spm"]}})
 
 
