@@ -110,6 +110,31 @@ def test_ratios_within_half_percent_on_a_large_corpus():
     assert other != copies
 
 
+def test_partial_sums_merge_to_the_same_totals_for_any_task_count(tmp_path):
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import documents
+    from pipeline.mixing.mix import CountTokens, merge_sums
+
+    docs, files = _corpus(random.Random(4), repos=1, math_pages=20), []
+    for k, part in enumerate(docs[i::3] for i in range(3)):
+        rows = [documents.to_row(Document(text=d["text"], id=d["id"], metadata=d["metadata"])) for d in part]
+        files.append(str(tmp_path / f"part-{k:05d}.parquet"))
+        pq.write_table(pa.Table.from_pylist(rows, schema=documents.SCHEMA), files[-1])
+    merged = []
+    for tasks in (1, 3):
+        out = str(tmp_path / f"counts{tasks}")
+        for rank in range(tasks):
+            list(CountTokens(files, out, "deepseek", None, 0.5, seed=9).run(None, rank, tasks))
+        merged.append(merge_sums([f"{out}/sums-{r:05d}.parquet" for r in range(tasks)]))
+    (h1, d1), (h3, d3) = merged
+    assert d1 == d3 and d1[("math", "web")] == 20 and d1[("code", "github")] == 1
+    assert h1.keys() == h3.keys() and all((h1[k] == h3[k]).all() for k in h1)
+
+
 def test_short_source_is_upsampled_with_epochs():
     rows = [(f"g{i}", "code", "github", 100) for i in range(1000)] + [(f"i{i}", "code", "issues", 100) for i in range(10)]
     rows += [(f"w{i}", "natural_language", "web", 100) for i in range(1000)]

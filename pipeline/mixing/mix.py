@@ -136,10 +136,17 @@ def merge_sums(paths: list[str]) -> tuple[dict, dict]:
     hists: dict = defaultdict(lambda: np.zeros((mixplan.SIZE_CLASSES, mixplan.BUCKETS), np.int64))
     docs: dict = defaultdict(int)
     for path in paths:
-        t = read_table(path).to_pydict()
-        for c, s, k, b, n, d in zip(t["category"], t["source"], t["size_class"], t["bucket"], t["tokens"], t["docs"]):
-            hists[c, s][k, b] += n
-            docs[c, s] += d
+        t = read_table(path).combine_chunks()
+        if not t.num_rows:
+            continue
+        cat, src = (t.column(c).chunk(0).dictionary_encode() for c in ("category", "source"))
+        group = cat.indices.to_numpy() * len(src.dictionary) + src.indices.to_numpy()
+        k, b, n, d = (t.column(c).to_numpy() for c in ("size_class", "bucket", "tokens", "docs"))
+        for g in np.unique(group):
+            rows = group == g
+            key = (cat.dictionary[g // len(src.dictionary)].as_py(), src.dictionary[g % len(src.dictionary)].as_py())
+            np.add.at(hists[key], (k[rows], b[rows]), n[rows])
+            docs[key] += int(d[rows].sum())
     return dict(hists), dict(docs)
 
 
