@@ -77,9 +77,9 @@ def bench_ours(in_dir: str, work: str, tok_name: str) -> int:
     from pipeline.mixing.shards import Shuffle, Tokenize
 
     out = os.path.join(work, "out")
-    for _ in Tokenize(os.path.join(work, "tok"), tok_name, add_bos=False).run(ShardReader([in_dir]).run(None, 0, 1), 0, 1):
+    for _ in Tokenize(os.path.join(work, "tok"), tok_name, add_bos=False, n_out=1, seed=0).run(ShardReader([in_dir]).run(None, 0, 1), 0, 1):
         pass
-    for _ in ShardWriter(out).run(Shuffle(os.path.join(work, "tok"), 1, out, seed=0).run(None, 0, 1), 0, 1):
+    for _ in ShardWriter(out).run(Shuffle(os.path.join(work, "tok"), out, os.path.join(work, "parts")).run(None, 0, 1), 0, 1):
         pass
     from tokenizer.indexed_dataset import IndexedDataset
 

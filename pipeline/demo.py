@@ -11,6 +11,8 @@ DEMO_RECIPE = REPO_ROOT / "configs" / "demo.yaml"
 
 
 def run_demo(run_dir: str = "runs/demo", executor: str | None = None, workers: int | None = None) -> int:
+    from pipeline import storage
+    from pipeline.mixing.mix import mix_line
     from pipeline.recipe import load_recipe
     from pipeline.report import write_report
     from pipeline.runner import Runner
@@ -26,6 +28,12 @@ def run_demo(run_dir: str = "runs/demo", executor: str | None = None, workers: i
     final = recipe.order()[-1].name
     print(f"\ndemo finished in {time.time() - t0:.0f}s")
     print(f"outputs:  {Path(result.run_dir, final).resolve()}")
+    for spec in recipe.stages:
+        summary = storage.read_json(storage.join(result.run_dir, spec.name, "mix.json")) if spec.kind == "mix" else None
+        if summary:
+            print(f"mix:      {mix_line(summary)}")
+            if summary.get("warning"):
+                print(f"warning:  {summary['warning']}")
     print(f"ablation: {Path(result.run_dir, 'ablation', 'ablation.md').resolve()}")
     print(f"report:   {Path(report).resolve()}")
     print(f"status:   codecurate status {result.run_dir}")

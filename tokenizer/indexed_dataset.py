@@ -20,8 +20,10 @@ reads the same ids as int32, and ours reads code 4 as uint32.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -43,7 +45,8 @@ _READ = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.uint32, 5: np.int64, 6: np.
 
 
 class IndexedDatasetWriter:
-    """Appends documents to `PREFIX.bin`; `finalize()` writes `PREFIX.idx`.
+    """Appends documents to the local file `PREFIX.bin`; `finalize()` writes `PREFIX.idx`. (For a
+    remote destination, write in `pipeline.storage.scratch()` and `upload` both files.)
 
     Both files are written under temporary names and renamed at the end, so an interrupted
     writer never leaves a dataset that looks complete.
@@ -99,27 +102,41 @@ class IndexedDatasetWriter:
 
 
 class IndexedDataset:
-    """Reads an MMIDIDX dataset; `ds[i]` is document i's tokens, memory-mapped (no copy)."""
+    """Reads an MMIDIDX dataset; `ds[i]` is document i's tokens, memory-mapped (no copy).
+
+    `path_prefix` may be any fsspec path: a remote dataset is copied to node-local scratch
+    (`pipeline.storage.local_copy`) and the copy removed by `close()` or when the object is collected.
+    """
 
     def __init__(self, path_prefix: str):
+        from pipeline import storage
+
         self.path_prefix = str(path_prefix)
-        idx_path = self.path_prefix + ".idx"
+        files = contextlib.ExitStack()
+        self._close = weakref.finalize(self, files.close)
+        idx_path = files.enter_context(storage.local_copy(self.path_prefix + ".idx"))
         with open(idx_path, "rb") as f:
             head = f.read(len(MAGIC) + 8 + 1 + 8 + 8)
         if len(head) < 34 or head[: len(MAGIC)] != MAGIC:
-            raise ValueError(f"{idx_path}: not a Megatron MMIDIDX index")
+            self.close()
+            raise ValueError(f"{self.path_prefix}.idx: not a Megatron MMIDIDX index")
         version, code, n, d = struct.unpack("<QBQQ", head[len(MAGIC):])
         if version != VERSION or code not in _READ:
-            raise ValueError(f"{idx_path}: unsupported version {version} or dtype code {code}")
+            self.close()
+            raise ValueError(f"{self.path_prefix}.idx: unsupported version {version} or dtype code {code}")
         self.dtype = np.dtype(_READ[code])
         off = len(head)
         idx = np.memmap(idx_path, mode="r", dtype=np.uint8) if os.path.getsize(idx_path) else np.zeros(0, np.uint8)
         self.sizes = np.frombuffer(idx, dtype=np.int32, count=n, offset=off)
         self.pointers = np.frombuffer(idx, dtype=np.int64, count=n, offset=off + 4 * n)
         self.doc_idx = np.frombuffer(idx, dtype=np.int64, count=d, offset=off + 12 * n)
-        bin_path = self.path_prefix + ".bin"
+        bin_path = files.enter_context(storage.local_copy(self.path_prefix + ".bin"))
         nbytes = os.path.getsize(bin_path)
         self._bin = np.memmap(bin_path, mode="r", dtype=np.uint8) if nbytes else np.zeros(0, np.uint8)
+
+    def close(self) -> None:
+        """Removes the scratch copy of a remote dataset (arrays already handed out stay readable)."""
+        self._close()
 
     def __len__(self) -> int:
         return len(self.sizes)

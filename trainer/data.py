@@ -12,12 +12,13 @@ is scored on one shared held-out set.
 
 from __future__ import annotations
 
-import glob
-import json
 import os
+import posixpath
 
 import numpy as np
 import xxhash
+
+from pipeline import storage
 
 HELDOUT_BUCKETS = 10_000
 
@@ -37,29 +38,24 @@ def is_heldout(h: int, fraction: float) -> bool:
 
 
 def find_shards(path: str) -> list[str]:
-    """Path prefixes of the `.bin/.idx` datasets under `path`.
+    """Path prefixes of the `.bin/.idx` datasets under `path` (any fsspec path; remote ones are read through
+    node-local scratch copies, see `IndexedDataset`).
 
     `path` may be a prefix itself, a directory holding `*.idx`, or a run directory: then the last stage in
     `recipe.json` order whose directory has a `manifest.json` (the shards stage) is used.
     """
-    if os.path.exists(path + ".idx"):
+    path = path.rstrip("/")
+    if storage.exists(path + ".idx"):
         return [path]
-    manifest = os.path.join(path, "manifest.json")
-    if os.path.exists(manifest):
-        with open(manifest, encoding="utf-8") as f:
-            shards = json.load(f).get("shards") or []
-        if shards:
-            return [os.path.join(path, s["tokens_prefix"]) for s in shards]
-    if os.path.isdir(path):
-        found = sorted(p[: -len(".idx")] for p in glob.glob(os.path.join(path, "**", "*.idx"), recursive=True))
-        recipe = os.path.join(path, "recipe.json")
-        if os.path.exists(recipe):
-            with open(recipe, encoding="utf-8") as f:
-                names = [s["name"] for s in json.load(f).get("stages", [])]
-            for name in reversed(names):
-                sdir = os.path.join(path, name)
-                if os.path.exists(os.path.join(sdir, "manifest.json")):
-                    return find_shards(sdir)
+    shards = (storage.read_json(storage.join(path, "manifest.json")) or {}).get("shards")
+    if shards:
+        return [storage.join(path, s["tokens_prefix"]) for s in shards]
+    if storage.isdir(path):
+        names = [s["name"] for s in (storage.read_json(storage.join(path, "recipe.json")) or {}).get("stages", [])]
+        for name in reversed(names):
+            if storage.exists(storage.join(path, name, "manifest.json")):
+                return find_shards(storage.join(path, name))
+        found = [p[: -len(".idx")] for p in storage.glob(storage.join(path, "**", "*.idx"))]
         if found:
             return found
     raise FileNotFoundError(f"no .bin/.idx token shards at {path}")
@@ -128,11 +124,8 @@ class PackedCorpus:
 
 def text_of(prefix: str) -> str | None:
     """The parquet file holding the same documents as token shard `prefix`, in the same order (shards manifest)."""
-    manifest = os.path.join(os.path.dirname(prefix), "manifest.json")
-    if not os.path.exists(manifest):
-        return None
-    with open(manifest, encoding="utf-8") as f:
-        for s in json.load(f).get("shards") or []:
-            if s.get("tokens_prefix") == os.path.basename(prefix) and s.get("text"):
-                return os.path.join(os.path.dirname(prefix), s["text"])
+    folder, name = posixpath.split(prefix) if "://" in prefix else os.path.split(prefix)
+    for s in (storage.read_json(storage.join(folder, "manifest.json")) or {}).get("shards") or []:
+        if s.get("tokens_prefix") == name and s.get("text"):
+            return storage.join(folder, s["text"])
     return None

@@ -13,10 +13,13 @@ Every document becomes `[BOS]? tokens EOS`. A FIM document (`metadata["fim"]`, f
 stage) is encoded piece by piece with the sentinel ids between the pieces; any other text is
 encoded with special-token strings treated as text.
 
-Phases: `tokenize` (one task per input shard, into `_work/`), `shuffle` (`shards` tasks: a
-seeded permutation of all documents, output shard k takes the k-th slice), `manifest`.
-Memory-mapped work files make the shuffle's random access cheap. Work and output paths are
-local (the `.bin` files are memory-mapped).
+Phases: a two-pass shuffle. `tokenize` (one task per input shard) encodes each document and
+routes it to output shard `k` by a seeded hash of its id, writing one work file per (task, output
+shard) it has documents for; `shuffle` (`shards` tasks) reads shard `k`'s work files, orders them
+by a second seeded key (ties, i.e. equal ids, by the row's own hash) and writes the parquet shard
+and its `.bin/.idx` (built in node-local scratch, then uploaded) with its part of the manifest;
+`manifest` merges those parts. No task sees more than its own documents, and the bytes do not
+depend on the number of tasks or workers.
 """
 
 from __future__ import annotations
@@ -24,20 +27,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter, defaultdict
 from itertools import islice
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 from datatrove.data import DocumentsPipeline
 from pydantic import Field
 
 from pipeline import documents, storage
+from pipeline.io import ShardWriter
 from pipeline.mixing import fim
-from pipeline.mixing.mix import categorize
+from pipeline.mixing.mix import categorize, read_table, write_table
 from pipeline.stage import Phase, StageContext, StageSpec
 from pipeline.steps import Step
-from tokenizer.indexed_dataset import IndexedDataset, IndexedDatasetWriter
+from tokenizer.indexed_dataset import IndexedDatasetWriter
 
 
 def _batches(it, n: int):
@@ -81,71 +86,98 @@ def encode_documents(tok, docs, add_bos: bool) -> list[list[int]]:
     return out
 
 
+ROUTE_SCHEMA = pa.schema([("key", pa.uint64()), ("tie", pa.uint64()), ("row", pa.large_string()), ("ids", pa.large_binary()),
+                          ("source", pa.string()), ("category", pa.string()), ("tokens", pa.int64()), ("fim", pa.string())])
+
+
+def _hash64(data: bytes, digest_size: int = 8) -> bytes:
+    return hashlib.blake2b(data, digest_size=digest_size).digest()
+
+
+def route(seed: int, doc_id: str, n_out: int) -> tuple[int, int]:
+    """(output shard, order key inside it) of a document: two halves of one seeded hash of its id."""
+    h = _hash64(f"{seed}\x00{doc_id}".encode("utf-8", "surrogatepass"), 16)
+    return int.from_bytes(h[:8], "little") % n_out, int.from_bytes(h[8:], "little")
+
+
 class Tokenize(Step):
-    """Encodes one input shard into work files: token ids, document rows, and per-document stats."""
+    """Encodes one input shard and routes each document to its output shard's work file."""
 
     name = "tokenize"
 
-    def __init__(self, work_dir: str, tokenizer: str, add_bos: bool, batch_size: int = 512):
+    def __init__(self, work_dir: str, tokenizer: str, add_bos: bool, n_out: int, seed: int, batch_size: int = 512):
         super().__init__()
         self.work_dir, self.tokenizer, self.add_bos, self.batch_size = work_dir, tokenizer, add_bos, batch_size
+        self.n_out, self.seed = n_out, seed
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         import tokenizer as tk
 
         tok = tk.load(self.tokenizer)
-        prefix = os.path.join(self.work_dir, f"part-{rank:05d}")
-        meta: dict[str, list] = {"source": [], "category": [], "tokens": [], "fim": []}
-        with IndexedDatasetWriter(prefix + ".tokens") as tw, IndexedDatasetWriter(prefix + ".rows", np.uint8) as rw:
-            for batch in _batches(data or (), self.batch_size):
-                docs = []
-                for d in batch:
-                    if d.text:
-                        docs.append(d)
-                    else:
-                        self.drop(d, "empty")
-                with self.track_time("batch"):
-                    encoded = encode_documents(tok, docs, self.add_bos)
-                for d, ids in zip(docs, encoded):
-                    tw.add_document(ids)
-                    d.metadata["tokens"] = len(ids)
-                    rw.add_document(np.frombuffer(documents.dumps(documents.to_row(d)).encode("utf-8", "surrogatepass"), np.uint8))
-                    meta["source"].append(str(d.metadata.get("source")))
-                    meta["category"].append(categorize(d.metadata))
-                    meta["tokens"].append(len(ids))
-                    meta["fim"].append(d.metadata["fim"]["mode"] if "fim" in d.metadata else None)
-                self.stat_update("tokens", value=sum(map(len, encoded)))
-        table = pa.table({"source": pa.array(meta["source"], pa.string()), "category": pa.array(meta["category"], pa.string()),
-                          "tokens": pa.array(meta["tokens"], pa.int64()), "fim": pa.array(meta["fim"], pa.string())})
-        pq.write_table(table, prefix + ".meta.parquet.tmp")
-        os.replace(prefix + ".meta.parquet.tmp", prefix + ".meta.parquet")
+        parts: dict[int, dict[str, list]] = defaultdict(lambda: {f: [] for f in ROUTE_SCHEMA.names})
+        for batch in _batches(data or (), self.batch_size):
+            docs = []
+            for d in batch:
+                if d.text:
+                    docs.append(d)
+                else:
+                    self.drop(d, "empty")
+            with self.track_time("batch"):
+                encoded = encode_documents(tok, docs, self.add_bos)
+            for d, ids in zip(docs, encoded):
+                d.metadata["tokens"] = len(ids)
+                row = documents.dumps(documents.to_row(d))
+                dest, key = route(self.seed, d.id, self.n_out)
+                p = parts[dest]
+                p["key"].append(key)
+                p["tie"].append(int.from_bytes(_hash64(row.encode("utf-8", "surrogatepass")), "little"))
+                p["row"].append(row)
+                p["ids"].append(np.asarray(ids, np.uint32).tobytes())
+                p["source"].append(str(d.metadata.get("source")))
+                p["category"].append(categorize(d.metadata))
+                p["tokens"].append(len(ids))
+                p["fim"].append(d.metadata["fim"]["mode"] if "fim" in d.metadata else None)
+            self.stat_update("tokens", value=sum(map(len, encoded)))
+        for k in sorted(parts):
+            write_table(storage.join(self.work_dir, f"shard-{k:05d}", f"from-{rank:05d}.parquet"),
+                        pa.table(parts.pop(k), schema=ROUTE_SCHEMA))
         return
         yield
 
 
 class Shuffle(Step):
-    """Output shard `rank`: the rank-th slice of one seeded permutation of every document."""
+    """Output shard `rank`: its routed documents in seeded key order, as parquet (the writer after this
+    step) and `.bin/.idx` (written in scratch, uploaded), plus its part of the manifest."""
 
     name = "shuffle"
 
-    def __init__(self, work_dir: str, n_parts: int, out_dir: str, seed: int):
+    def __init__(self, work_dir: str, out_dir: str, parts_dir: str):
         super().__init__()
-        self.work_dir, self.n_parts, self.out_dir, self.seed = work_dir, n_parts, out_dir, seed
+        self.work_dir, self.out_dir, self.parts_dir = work_dir, out_dir, parts_dir
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        prefixes = [os.path.join(self.work_dir, f"part-{i:05d}") for i in range(self.n_parts)]
-        toks = [IndexedDataset(p + ".tokens") for p in prefixes]
-        rows = [IndexedDataset(p + ".rows") for p in prefixes]
-        ends = np.cumsum([len(t) for t in toks])
-        total = int(ends[-1]) if len(ends) else 0
-        perm = np.random.default_rng(self.seed).permutation(total)
-        sel = perm[rank * total // world_size:(rank + 1) * total // world_size]
-        part = np.searchsorted(ends, sel, side="right")
-        local = sel - np.concatenate([[0], ends])[part]
-        with IndexedDatasetWriter(os.path.join(self.out_dir, f"tokens-{rank:05d}")) as w:
-            for p, i in zip(part.tolist(), local.tolist()):
-                w.add_document(toks[p][i])
-                yield documents.from_row(json.loads(rows[p][i].tobytes().decode("utf-8", "surrogatepass")))
+        files = storage.glob(storage.join(self.work_dir, f"shard-{rank:05d}", "from-*.parquet"))
+        table = pa.concat_tables([read_table(f) for f in files]) if files else ROUTE_SCHEMA.empty_table()
+        table = table.take(np.lexsort((table.column("tie").to_numpy(), table.column("key").to_numpy())))
+        name = f"tokens-{rank:05d}"
+        with storage.scratch() as tmp:
+            with IndexedDatasetWriter(os.path.join(tmp, name)) as w:
+                for batch in table.select(["ids", "row"]).to_batches(1024):
+                    for ids, row in zip(batch.column("ids").to_pylist(), batch.column("row").to_pylist()):
+                        w.add_document(np.frombuffer(ids, np.uint32))
+                        yield documents.from_row(json.loads(row))
+            for ext in (".bin", ".idx"):
+                storage.upload(os.path.join(tmp, name + ext), storage.join(self.out_dir, name + ext))
+        groups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # documents, tokens
+        for c, s, t in zip(*(table.column(k).to_pylist() for k in ("category", "source", "tokens"))):
+            groups[c, s][0] += 1
+            groups[c, s][1] += t
+        modes = Counter(table.column("fim").to_pylist())
+        storage.write_json(storage.join(self.parts_dir, f"part-{rank:05d}.json"), {
+            "shard": {"text": f"part-{rank:05d}.parquet", "tokens_prefix": name, "documents": table.num_rows,
+                      "tokens": int(pc.sum(table.column("tokens")).as_py() or 0)},
+            "groups": [[c, s, *v] for (c, s), v in sorted(groups.items())],
+            "fim": {"psm": modes["psm"], "spm": modes["spm"]}})
 
 
 def _upstream(recipe: dict, stage: str) -> list[dict]:
@@ -165,13 +197,12 @@ def _upstream(recipe: dict, stage: str) -> list[dict]:
     return out
 
 
-def _group(meta: pa.Table, keys: list[str]) -> dict:
+def _group(rows: list[list], key) -> dict:
     out: dict[str, dict] = {}
-    cols = [meta.column(k).to_pylist() for k in keys]
-    for vals, t in zip(zip(*cols), meta.column("tokens").to_pylist()):
-        e = out.setdefault("/".join(vals), {"documents": 0, "tokens": 0})
-        e["documents"] += 1
-        e["tokens"] += t
+    for c, s, docs, tokens in rows:
+        e = out.setdefault(key(c, s), {"documents": 0, "tokens": 0})
+        e["documents"] += docs
+        e["tokens"] += tokens
     return dict(sorted(out.items()))
 
 
@@ -182,39 +213,35 @@ def recipe_digest(recipe: dict, run_dir: str) -> str:
     return hashlib.sha256(text.replace(run_dir.rstrip("/"), "${run_dir}").encode()).hexdigest()
 
 
-def build_manifest(run_dir: str, stage: str, work_dir: str, n_parts: int, out_dir: str, n_shards: int,
-                   tokenizer_name: str, add_bos: bool, seed: int) -> dict:
+def build_manifest(run_dir: str, stage: str, parts_dir: str, n_shards: int, tokenizer_name: str, add_bos: bool,
+                   seed: int) -> dict:
     import tokenizer as tk
 
     tok = tk.load(tokenizer_name)
-    metas = [pq.read_table(os.path.join(work_dir, f"part-{i:05d}.meta.parquet")) for i in range(n_parts)]
-    meta = pa.concat_tables(metas) if metas else pa.table({k: pa.array([], pa.string()) for k in ("source", "category", "fim")} | {"tokens": pa.array([], pa.int64())})
-    total_tokens = int(sum(meta.column("tokens").to_pylist()))
-    by_cat = _group(meta, ["category"])
+    parts = [storage.read_json(storage.join(parts_dir, f"part-{k:05d}.json")) for k in range(n_shards)]
+    rows = [r for p in parts for r in p["groups"]]
+    total_tokens = sum(r[3] for r in rows)
+    by_cat = _group(rows, lambda c, s: c)
     for v in by_cat.values():
         v["ratio"] = v["tokens"] / total_tokens if total_tokens else 0.0
-    shards = []
-    for k in range(n_shards):
-        ds = IndexedDataset(os.path.join(out_dir, f"tokens-{k:05d}"))
-        shards.append({"text": f"part-{k:05d}.parquet", "tokens_prefix": f"tokens-{k:05d}", "documents": len(ds), "tokens": ds.num_tokens})
+    psm, spm = sum(p["fim"]["psm"] for p in parts), sum(p["fim"]["spm"] for p in parts)
     recipe = storage.read_json(storage.join(run_dir, "recipe.json"), {}) or {}
     recipe_hash = recipe_digest(recipe, run_dir)
-    fim_modes = meta.column("fim").to_pylist()
     manifest = {
         "format": "codecurate-shards/1",
-        "documents": meta.num_rows,
+        "documents": sum(r[2] for r in rows),
         "tokens": total_tokens,
         "by_category": by_cat,
-        "by_source": _group(meta, ["source"]),
-        "by_category_source": _group(meta, ["category", "source"]),
+        "by_source": _group(rows, lambda c, s: s),
+        "by_category_source": _group(rows, lambda c, s: f"{c}/{s}"),
         "ratios": {c: v["ratio"] for c, v in by_cat.items()},
-        "shards": shards,
+        "shards": [p["shard"] for p in parts],
         "shuffle_seed": seed,
         "recipe_hash": recipe_hash,
         "tokenizer": {"name": tok.name, "hash": tok.hash, "vocab_size": tok.vocab_size, "bos_id": tok.bos_id,
                       "eos_id": tok.eos_id, "fim_begin_id": tok.fim_begin_id, "fim_hole_id": tok.fim_hole_id,
                       "fim_end_id": tok.fim_end_id, "add_bos": add_bos, "add_eos": True, "dtype": "uint32 (MMIDIDX code 4)"},
-        "fim": {"documents": sum(m is not None for m in fim_modes), "psm": fim_modes.count("psm"), "spm": fim_modes.count("spm")},
+        "fim": {"documents": psm + spm, "psm": psm, "spm": spm},
         "decontamination": None,
         "mix": None,
     }
@@ -245,13 +272,12 @@ def build_manifest(run_dir: str, stage: str, work_dir: str, n_parts: int, out_di
 class WriteManifest(Step):
     name = "manifest"
 
-    def __init__(self, **kw):
+    def __init__(self, path: str, **kw):
         super().__init__()
-        self.kw = kw
+        self.path, self.kw = path, kw
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        m = build_manifest(**self.kw)
-        storage.write_json(os.path.join(self.kw["out_dir"], "manifest.json"), m)
+        storage.write_json(self.path, build_manifest(**self.kw))
         return
         yield
 
@@ -267,12 +293,14 @@ class TokenizeShards(StageSpec):
     def phases(self, ctx: StageContext) -> list[Phase]:
         n = max(1, len(ctx.input_files))
         k = self.shards or n
-        work = ctx.work_dir("tok")
+        work, parts = ctx.work_dir("route"), ctx.work_dir("manifest")
         return [
-            Phase("tokenize", [ctx.reader(), Tokenize(work, self.tokenizer, self.add_bos, self.batch_size)], self.tasks or n),
-            Phase("shuffle", [Shuffle(work, self.tasks or n, ctx.stage_dir, ctx.stage_seed), ctx.writer()], k),
-            Phase("manifest", [WriteManifest(run_dir=ctx.run_dir, stage=ctx.stage, work_dir=work, n_parts=self.tasks or n,
-                                             out_dir=ctx.stage_dir, n_shards=k, tokenizer_name=self.tokenizer,
+            Phase("tokenize", [ctx.reader(), Tokenize(work, self.tokenizer, self.add_bos, k, ctx.stage_seed, self.batch_size)],
+                  self.tasks or n),
+            # one parquet per token shard (no size cap: `shards` sets the size), as the manifest lists them
+            Phase("shuffle", [Shuffle(work, ctx.stage_dir, parts), ShardWriter(ctx.stage_dir)], k),
+            Phase("manifest", [WriteManifest(storage.join(ctx.stage_dir, "manifest.json"), run_dir=ctx.run_dir,
+                                             stage=ctx.stage, parts_dir=parts, n_shards=k, tokenizer_name=self.tokenizer,
                                              add_bos=self.add_bos, seed=ctx.stage_seed)], 1),
         ]
 
