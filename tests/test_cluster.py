@@ -146,3 +146,21 @@ def test_a_killed_ray_worker_is_retried_with_the_same_output(tmp_path):
     Runner(killed, workers=2, progress=False).run()
     assert marker.exists(), "the worker was not killed"
     assert [d.text for d in read_stage(tmp_path / "killed", "filter")] == [d.text for d in read_stage(tmp_path / "clean", "filter")]
+
+
+def test_a_node_that_runs_other_code_is_named_in_one_line(monkeypatch):
+    import ray
+
+    from pipeline import executors
+
+    ray.init(num_cpus=1, include_dashboard=False, configure_logging=False)
+    try:
+        executors.check_cluster_versions()  # the same code everywhere: no complaint
+        monkeypatch.setattr(executors, "code_version", lambda: "0.0.0+driver")  # the driver now differs
+        with pytest.raises(executors.ClusterError) as e:
+            executors.check_cluster_versions()
+    finally:
+        ray.shutdown()
+    msg = str(e.value)
+    assert msg.startswith("Ray node ") and "this driver 0.0.0+driver: install the same version on every node" in msg
+    assert "\n" not in msg
