@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -303,29 +304,48 @@ print(n, b)
 """
 
 
-def timed(cmd: list[str], repeat: int) -> tuple[float, str]:
-    """Median wall seconds of `repeat` runs of a whole process, and its last stdout."""
-    times, out = [], ""
+def timed(cmd: list[str], repeat: int) -> tuple[float, float, str]:
+    """Median wall seconds and median CPU seconds (user + system) of `repeat` runs of a whole process,
+    and its last stdout. On a shared machine the CPU time is the steadier figure."""
+    walls, cpus, out = [], [], ""
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
-        times.append(time.perf_counter() - t)
+        walls.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         if r.returncode != 0:
             sys.exit(f"{' '.join(cmd[:4])} ...: {r.stderr[-500:]}")
         out = r.stdout
-    return sorted(times)[len(times) // 2], out
+    return sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2], out
+
+
+def renames() -> dict[str, str]:
+    """Linguist 7.22's language names -> this tagger's (9.x) names for the same `language_id`
+    ("Vim Script" -> "Vim script", "Coq" -> "Rocq Prover"): a rename is not a disagreement."""
+    from langs.linguist import load_yaml
+
+    by_id = {v.get("language_id"): k for k, v in load_yaml("languages.yml").items()}
+    r = _run(["ruby", "-rlinguist", "-rjson", "-e", "puts JSON.generate(Linguist::Language.all.map{|l| [l.name, l.language_id]})"])
+    return {old: by_id[i] for old, i in json.loads(r.stdout) if by_id.get(i, old) != old}
 
 
 def score(cache: str, repeat: int, show: int) -> None:
     from benchmarks.langs import ambiguous
 
+    renamed = renames()
     labels = [r for r in load_labels(cache) if r["linguist"]]
+    for r in labels:
+        r["linguist"] = renamed.get(r["linguist"], r["linguist"])
+        r["content_only"] = renamed.get(r.get("content_only"), r.get("content_only"))
     dirs = roots(cache)
     n_files = sum(len(walk(r)) for r in dirs)
     cli = [os.path.join(os.path.dirname(sys.executable), "codecurate"), "langs", "tag", "--jsonl"]
-    bare_s, bare_out = timed([sys.executable, "-c", BARE, *dirs], repeat)
-    named_s, named_out = timed(cli + dirs, repeat)
-    co_s, co_out = timed(cli + ["--content-only"] + dirs, repeat)
+    bare = timed([sys.executable, "-c", BARE, *dirs], repeat)
+    named = timed(cli + dirs, repeat)
+    content = timed(cli + ["--content-only"] + dirs, repeat)
+    named_out, co_out = named[2], content[2]
     ours = {}
     for mode, out in (("names", named_out), ("content", co_out)):
         for line in out.splitlines():
@@ -356,10 +376,12 @@ def score(cache: str, repeat: int, show: int) -> None:
     print("\nper language (files, with names %, content only %), most files first:")
     rows = sorted(per_lang.items(), key=lambda kv: (-kv[1]["n"], kv[0]))
     print("  " + "; ".join(f"{lang} {c['n']} {100 * c['names'] / c['n']:.0f}/{100 * c['content'] / c['n']:.0f}" for lang, c in rows))
+    print(f"  (7.22 names read as this tagger's: {', '.join(f'{a} -> {b}' for a, b in sorted(renamed.items()) if a in per_lang or b in per_lang)})")
     print(f"\nspeed, one whole process each (start-up included), median of {repeat}, {n_files} files:")
-    for what, s in (("bare read (python walk + read 50 KiB)", bare_s), ("codecurate langs tag --jsonl", named_s),
-                    ("codecurate langs tag --jsonl --content-only", co_s)):
-        print(f"  {what:46} {s:6.2f} s  {n_files / s:8.0f} files/s")
+    print(f"  {'':46} {'wall s':>7} {'files/s':>8} {'CPU s':>7} {'files/CPU-s':>11}")
+    for what, (wall, cpu, _) in (("bare read (python walk + read 50 KiB)", bare), ("codecurate langs tag --jsonl", named),
+                                 ("codecurate langs tag --jsonl --content-only", content)):
+        print(f"  {what:46} {wall:7.2f} {n_files / wall:8.0f} {cpu:7.2f} {n_files / cpu:11.0f}")
 
 
 def main(argv: list[str] | None = None) -> int:
