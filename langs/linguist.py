@@ -21,21 +21,19 @@ def _cache_dir() -> str:
     return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "codecurate")
 
 
-def load_yaml(name: str):
-    """A data file, parsed. The parse (0.1-0.4 s for languages.yml, most of `langs tag`'s start-up) is kept
-    in the user's cache directory as `marshal` data keyed by the file's hash, and read from there after."""
-    with open(os.path.join(LINGUIST, name), "rb") as f:
-        raw = f.read()
-    cached = os.path.join(_cache_dir(), f"linguist-{name}-{hashlib.sha1(raw).hexdigest()[:16]}.marshal")
+def disk_cached(name: str, source: bytes, build):
+    """`build()`, kept as `marshal` data in the user's cache directory under `name` and a hash of `source`
+    (the bytes it is derived from) and read from there after: parsing languages.yml (0.1-0.4 s) or decoding
+    the classifier (0.16 s) would be most of a short `langs tag` run. Best effort: an unwritable or damaged
+    cache only costs the build."""
+    cached = os.path.join(_cache_dir(), f"{name}-{hashlib.sha1(source).hexdigest()[:16]}.marshal")
     try:
         with open(cached, "rb") as f:
-            return marshal.load(f)
+            return marshal.loads(f.read())
     except (OSError, EOFError, ValueError, TypeError):
         pass
-    import yaml
-
-    data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    try:  # best effort: a read-only home only costs the parse
+    data = build()
+    try:
         os.makedirs(os.path.dirname(cached), exist_ok=True)
         tmp = f"{cached}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
@@ -44,6 +42,19 @@ def load_yaml(name: str):
     except (OSError, ValueError):
         pass
     return data
+
+
+def load_yaml(name: str):
+    """A data file, parsed (through `disk_cached`)."""
+    with open(os.path.join(LINGUIST, name), "rb") as f:
+        raw = f.read()
+
+    def parse():
+        import yaml
+
+        return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+    return disk_cached(f"linguist-{name}", raw, parse)
 
 
 @dataclass(frozen=True)

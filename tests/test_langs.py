@@ -442,3 +442,13 @@ def test_linguist_yaml_parse_is_cached(tmp_path, monkeypatch):
     assert len(cached) == 1 and linguist.load_yaml("generic.yml") == first
     cached[0].write_bytes(b"not marshal")  # a damaged cache entry is parsed again
     assert linguist.load_yaml("generic.yml") == first
+
+
+def test_classifier_loads_the_same_from_its_cache(tmp_path, monkeypatch):
+    from langs import classifier
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first, again = classifier.load(), classifier.load()  # the second reads the marshal cache
+    assert any(p.name.startswith("classifier-") for p in (tmp_path / "codecurate").iterdir())
+    text = "#include <stdio.h>\nint main(void) { printf(\"hi\\n\"); return 0; }\n"
+    assert first.classify(text) == again.classify(text) and first.classes == again.classes
