@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 
-from langs import classifier, heuristics
+from langs import heuristics
 from langs.linguist import extnames, index
 
 # Confidence of a single answer from each strategy (the classifier computes its own).
@@ -162,13 +162,13 @@ def by_shared_extension(text: str, ranked: list[str], top: int = 3) -> str:
     exts = [{e.lower() for e in langs[lang].extensions} if lang in langs else set() for lang in best]
     votes = set()
     for e in sorted(exts[0].intersection(set().union(*exts[1:]))):
-        rule = next((r for r in heuristics.disambiguations().get(e, ()) if r.positive and r.matches(head)), None)
+        rule = next((r for r in heuristics.rules_for(e) or () if r.positive and r.matches(head)), None)
         if rule is not None and len(rule.languages) == 1 and rule.languages[0] in best:
             votes.add(rule.languages[0])
     return votes.pop() if len(votes) == 1 else best[0]
 
 
-def detect(name: str | None, text: str, model: classifier.Model | None = None) -> tuple[str | None, str, float]:
+def detect(name: str | None, text: str, model=None) -> tuple[str | None, str, float]:
     """(Linguist language or None, deciding strategy, confidence) for a file name (None: content only)."""
     cands: list[str] = []
     for strategy, fn in STRATEGIES:
@@ -179,7 +179,11 @@ def detect(name: str | None, text: str, model: classifier.Model | None = None) -
             cands = found
     if name and not cands:
         return None, "none", 0.0
-    ranked = (model or classifier.model()).classify(text, cands or None)
+    if model is None:
+        from langs import classifier  # numpy and the model load only where a file needs them
+
+        model = classifier.model()
+    ranked = model.classify(text, cands or None)
     if not ranked or ranked[0][1] <= 0.0:
         # nothing to tell the candidates apart: Linguist keeps the first
         return (cands[0], "classifier", 1.0 / len(cands)) if cands else (None, "none", 0.0)

@@ -14,6 +14,8 @@ samples; each sample keeps only its `SAMPLE_FEATURES` heaviest features to stay 
 from __future__ import annotations
 
 import functools
+import io
+import itertools
 import math
 import os
 import re
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from langs.linguist import DATA
+from langs.linguist import DATA, disk_cached
 
 CONSIDER_BYTES = 50 * 1024
 MODEL_PATH = os.path.join(DATA, "classifier.npz")
@@ -53,33 +55,88 @@ SHAPE_CHARS = 6
 _CAMEL = re.compile(r"[a-z][A-Z]")
 
 
+# the same tokens without names: `findall` hands back strings, which `_classify` reads once per distinct token
+_FLAT = re.compile(re.sub(r"\(\?P<\w+>", "(?:", _TOKEN.pattern.split("|", 1)[1]), re.X)
+_HEX = re.compile(r"[0-9A-Fa-f]{16,}")
+
+
+def _classify(raw: str) -> tuple[str, str | None]:
+    """A token as `_TOKEN` matched it -> (its feature, its case style if it is a word). Which
+    alternative matched follows from the text: a quote starts a string, 16+ hex digits are the hex
+    alternative (tried before number and word), a digit starts a number, a letter or "_" a word."""
+    c = raw[0]
+    if c == '"' or c == "'":
+        return "STR" + c, None
+    if len(raw) >= 16 and _HEX.fullmatch(raw):
+        return "HEX", None
+    if c.isdigit():
+        return "NUM", None
+    return raw, (_case_style(raw) if c.isalpha() or c == "_" else None)
+
+
+_LICENCE = re.compile(r"copyright|licen[cs]e|warranty|free software|permission is hereby granted|all rights reserved", re.I)
+_MARKER = re.compile(r"[^\w\n]*")  # a line's comment marker ("## ", " * ", "// "), if any
+_PROSE = re.compile(r"[\w ,.;:()<>@/'\"+!?&*#=-]*")  # what a line of licence prose holds
+LICENCE_LINES = 100
+
+
+def _prose(line: str) -> int | None:
+    """Where the prose of a line starts, after its comment marker, if the rest is prose (4+ words)."""
+    start = _MARKER.match(line).end()
+    rest = line[start:]
+    if 15 <= len(rest) <= 300 and rest.count(" ") >= 3 and _PROSE.fullmatch(rest):
+        return start
+    return None
+
+
+def without_licence(text: str) -> str:
+    """The text with the prose of its licence header cut out, the lines' comment markers kept. Real files
+    open with the same GPL/MIT/Apache paragraphs whatever their language (Linguist's samples rarely do), and
+    those words pull a file towards the languages whose samples carry them (an Octave file to C)."""
+    if not _LICENCE.search(text, 0, 8192):
+        return text
+    lines = text.split("\n", LICENCE_LINES)
+    end = min(len(lines), LICENCE_LINES)
+    start = 0
+    for i in range(end + 1):
+        if i == end or not lines[i].strip():  # the end of a paragraph
+            if i > start and any(_LICENCE.search(line) for line in lines[start:i]):
+                for j in range(start, i):
+                    cut = _prose(lines[j])
+                    if cut is not None:
+                        lines[j] = lines[j][:cut]
+            start = i + 1
+    return "\n".join(lines)
+
+
 def features(text: str) -> Counter:
     """Token and adjacent-token-pair counts, plus layout: per non-blank line its first and last
     token ("LF:", "LL:"), indentation ("IND\\t", "IND<spaces, up to 8>") and the shape of its first
-    and last `SHAPE_CHARS` characters ("LS:", "LE:"); per word its case style ("SHAPE:")."""
-    text = text[:CONSIDER_BYTES]
-    toks, layout = [], []
-    line_end = -1
-    for m in _TOKEN.finditer(text):
-        tok = _token(m)
-        if tok is None:
-            continue
-        if m.start() > line_end:  # first token of a line (no token spans lines)
-            if toks:
-                layout.append("LL:" + toks[-1])
-            layout.append("LF:" + tok)
-            line_end = text.find("\n", m.start())
-            if line_end < 0:
-                line_end = len(text)
-        if m.lastgroup == "word" and (tok[0].isalpha() or tok[0] == "_"):
-            layout.append(_case_style(tok))
-        toks.append(tok)
-    if toks:
-        layout.append("LL:" + toks[-1])
+    and last `SHAPE_CHARS` characters ("LS:", "LE:"); per word its case style ("SHAPE:").
+    Tokens are found line by line (no token spans lines) with `findall`, and each distinct one is
+    classified once: 3x faster than a Python step per match."""
+    text = without_licence(text[:CONSIDER_BYTES])
+    lines = text.split("\n")
+    raws: list[str] = []
+    ends: list[str] = []  # each line's first and last token
+    for line in lines[1:] if text.startswith("#!") else lines:  # a shebang is the whole first line
+        found = _FLAT.findall(line)
+        if found:
+            raws += found
+            ends += (found[0], found[-1])
+    info = {r: _classify(r) for r in set(raws)}
+    toks = [info[r][0] for r in raws]
+    layout = [s for s in (info[r][1] for r in raws) if s]
+    layout += ["LF:" + info[r][0] if i % 2 == 0 else "LL:" + info[r][0] for i, r in enumerate(ends)]
+    if text.startswith("#!"):
+        shebang = _token(_TOKEN.match(text))
+        if shebang is not None:
+            toks.insert(0, shebang)
+            layout += ["LF:" + shebang, "LL:" + shebang]
     shapes = text
     for rx, sub in _SHAPE_STEPS:
         shapes = rx.sub(sub, shapes)
-    for line, shape in zip(text.split("\n"), shapes.split("\n")):
+    for line, shape in zip(lines, shapes.split("\n")):
         shape = shape.strip()
         if not shape:
             continue
@@ -152,16 +209,12 @@ class Model:
     sample_class: np.ndarray  # class of each sample row
 
     def vector(self, counts: Counter) -> tuple[np.ndarray, np.ndarray]:
-        ids, w = [], []
-        for t, c in counts.items():
-            i = self.vocab.get(t)
-            if i is not None:
-                ids.append(i)
-                w.append(1.0 + math.log(c))
-        ids_a = np.asarray(ids, dtype=np.int64)
-        w_a = np.asarray(w, dtype=np.float32) * self.icf[ids_a]
-        n = float(np.sqrt((w_a * w_a).sum()))
-        return ids_a, (w_a / n if n else w_a)
+        ids = np.fromiter(map(self.vocab.get, counts, itertools.repeat(-1)), dtype=np.int64, count=len(counts))
+        known = ids >= 0
+        ids = ids[known]
+        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts))[known])) * self.icf[ids]
+        n = float(np.sqrt((w * w).sum()))
+        return ids, (w / n if n else w)
 
     def scores(self, text: str) -> np.ndarray:
         """Per class: cosine with the centroid + cosine with the nearest sample (0 to 2)."""
@@ -170,9 +223,16 @@ class Model:
         if len(ids) == 0:
             return np.zeros(n)
         out = self.centroids.dot(ids, w, n)
-        nearest = np.zeros(n)
-        np.maximum.at(nearest, self.sample_class, self.samples.dot(ids, w, len(self.sample_class)))
-        return out + nearest
+        order, firsts, present = self._by_class
+        out[present] += np.maximum.reduceat(self.samples.dot(ids, w, len(self.sample_class))[order], firsts)
+        return out
+
+    @functools.cached_property
+    def _by_class(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample rows grouped by class, each group's first position, and the classes that have rows."""
+        order = np.argsort(self.sample_class, kind="stable")
+        present, firsts = np.unique(self.sample_class[order], return_index=True)
+        return order, firsts, present
 
     def classify(self, text: str, candidates: list[str] | None = None) -> list[tuple[str, float]]:
         """(language, score), best first, over `candidates` (None: every class, top 5)."""
@@ -254,19 +314,32 @@ def save(model: Model, path: str = MODEL_PATH) -> None:
     )
 
 
+def _decode(raw: bytes) -> dict:
+    """The model file's arrays as (dtype, bytes) and its vocabulary as a dict: what `load` needs, in a form
+    `marshal` reads back in half the time of decompressing and indexing the file."""
+    z = np.load(io.BytesIO(raw))
+    vocab = z["vocab"].tobytes().decode().split("\n")
+    return {"vocab": dict(zip(vocab, range(len(vocab)))),
+            "arrays": {k: (z[k].dtype.str, z[k].tobytes()) for k in z.files if k != "vocab"}}
+
+
 def load(path: str = MODEL_PATH) -> Model:
-    z = np.load(path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    parts = disk_cached("classifier", raw, lambda: _decode(raw))
+    arrays = {k: np.frombuffer(b, dtype=dt) for k, (dt, b) in parts["arrays"].items()}
 
     def sparse(name: str) -> Sparse:
-        return Sparse(z[name + "_indptr"].astype(np.int64), z[name + "_rows"].astype(np.int64), z[name + "_weight"].astype(np.float32))
+        return Sparse(arrays[name + "_indptr"].astype(np.int64), arrays[name + "_rows"].astype(np.int64),
+                      arrays[name + "_weight"].astype(np.float32))
 
     return Model(
-        classes=z["classes"].tobytes().decode().split("\n"),
-        vocab={t: i for i, t in enumerate(z["vocab"].tobytes().decode().split("\n"))},
-        icf=z["icf"].astype(np.float32),
+        classes=arrays["classes"].tobytes().decode().split("\n"),
+        vocab=parts["vocab"],
+        icf=arrays["icf"].astype(np.float32),
         centroids=sparse("centroids"),
         samples=sparse("samples"),
-        sample_class=z["sample_class"].astype(np.int64),
+        sample_class=arrays["sample_class"].astype(np.int64),
     )
 
 

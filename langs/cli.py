@@ -32,6 +32,7 @@ def cmd_tag(args) -> int:
     from pipeline.inputs import NotRegularFile, check_regular
 
     rc = 0
+    rows: list[str] = []  # written 256 at a time: one write per row costs more than tagging it (PYTHONUNBUFFERED)
     for full, rel in _files(args.paths):
         try:
             check_regular(full)  # a FIFO would block `open` for ever; devices and sockets are no files either
@@ -48,7 +49,11 @@ def cmd_tag(args) -> int:
         row = {"path": full, "language": t.language, "linguist": t.linguist, "kind": t.kind, "strategy": t.strategy, "confidence": t.confidence}
         if t.reason:
             row["reason"] = t.reason
-        print(json.dumps(row, ensure_ascii=False, indent=None if args.jsonl else 2))
+        rows.append(json.dumps(row, ensure_ascii=False, indent=None if args.jsonl else 2) + "\n")
+        if len(rows) >= 256:
+            sys.stdout.write("".join(rows))
+            rows.clear()
+    sys.stdout.write("".join(rows))
     return rc
 
 

@@ -123,16 +123,41 @@ def _rule(raw: dict, named: dict[str, list[Prefiltered]]) -> Rule:
 
 
 @functools.cache
-def disambiguations() -> dict[str, list[Rule]]:
-    """Extension (lower case) -> its rules, in file order; the first block naming an extension wins."""
+def _blocks() -> tuple[dict, dict[str, int]]:
+    """heuristics.yml, and extension (lower case) -> its block; the first block naming an extension wins."""
     data = load_yaml("heuristics.yml")
-    named = {k: compile_pattern(v) for k, v in data["named_patterns"].items()}
-    out: dict[str, list[Rule]] = {}
-    for block in data["disambiguations"]:
-        rules = [_rule(r, named) for r in block["rules"]]
+    first: dict[str, int] = {}
+    for i, block in enumerate(data["disambiguations"]):
         for ext in block["extensions"]:
-            out.setdefault(ext.lower(), rules)
-    return out
+            first.setdefault(ext.lower(), i)
+    return data, first
+
+
+@functools.cache
+def _named(name: str) -> list[Prefiltered]:
+    return compile_pattern(_blocks()[0]["named_patterns"][name])
+
+
+class _Named(dict):
+    def __missing__(self, name: str) -> list[Prefiltered]:
+        return _named(name)
+
+
+@functools.cache
+def _block_rules(i: int) -> list[Rule]:
+    return [_rule(r, _Named()) for r in _blocks()[0]["disambiguations"][i]["rules"]]
+
+
+def rules_for(ext: str) -> list[Rule] | None:
+    """An extension's rules (lower case, ".h"), in file order, or None. Each block compiles on first use:
+    a process that meets a few extensions does not pay for compiling ~700 regexps (~0.3 s)."""
+    i = _blocks()[1].get(ext)
+    return None if i is None else _block_rules(i)
+
+
+def disambiguations() -> dict[str, list[Rule]]:
+    """Every extension's rules, all compiled."""
+    return {ext: rules_for(ext) for ext in _blocks()[1]}
 
 
 def heuristic_languages(basename: str, text: str) -> tuple[str, ...] | None:
@@ -152,9 +177,8 @@ def heuristic_languages(basename: str, text: str) -> tuple[str, ...] | None:
 @functools.lru_cache(maxsize=1 << 12)
 def _rules_for(suffix: str) -> list[Rule] | None:
     """The rules of the longest extension of a name's dotted suffix that has a block, if any."""
-    table = disambiguations()
     for ext in extnames(suffix):
-        rules = table.get(ext)
+        rules = rules_for(ext)
         if rules is not None:
             return rules
     return None

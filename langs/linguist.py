@@ -7,18 +7,54 @@ filename, interpreter and alias indexes. Keys are lower-cased the way Linguist m
 from __future__ import annotations
 
 import functools
+import hashlib
+import marshal
 import os
 from dataclasses import dataclass
 
-import yaml
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 LINGUIST = os.path.join(DATA, "linguist")
 
 
+def _cache_dir() -> str:
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "codecurate")
+
+
+def disk_cached(name: str, source: bytes, build):
+    """`build()`, kept as `marshal` data in the user's cache directory under `name` and a hash of `source`
+    (the bytes it is derived from) and read from there after: parsing languages.yml (0.1-0.4 s) or decoding
+    the classifier (0.16 s) would be most of a short `langs tag` run. Best effort: an unwritable or damaged
+    cache only costs the build."""
+    cached = os.path.join(_cache_dir(), f"{name}-{hashlib.sha1(source).hexdigest()[:16]}.marshal")
+    try:
+        with open(cached, "rb") as f:
+            return marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    data = build()
+    try:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        tmp = f"{cached}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            marshal.dump(data, f)
+        os.replace(tmp, cached)
+    except (OSError, ValueError):
+        pass
+    return data
+
+
 def load_yaml(name: str):
-    with open(os.path.join(LINGUIST, name), encoding="utf-8") as f:
-        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """A data file, parsed (through `disk_cached`)."""
+    with open(os.path.join(LINGUIST, name), "rb") as f:
+        raw = f.read()
+
+    def parse():
+        import yaml
+
+        return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+    return disk_cached(f"linguist-{name}", raw, parse)
 
 
 @dataclass(frozen=True)

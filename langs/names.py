@@ -115,24 +115,25 @@ def _direct() -> dict[str, str]:
 
 
 @functools.cache
-def _glob_rules() -> list[tuple[re.Pattern, str]]:
-    """Pygments-only globs as compiled regexes (case-sensitive, as Pygments matches them)."""
-    rules = []
+def _glob_rules() -> tuple[re.Pattern, list[str]]:
+    """Pygments-only globs (case-sensitive, as Pygments matches them) as one regexp of numbered
+    alternatives, tried in order, and the DeepSeek name of each."""
+    parts, langs = [], []
     for ds, row in table().items():
         if row["linguist"] is None or ds in EXTRA_GLOBS:
             for g in row["globs"]:
-                rules.append((re.compile(fnmatch.translate(g)), ds))
-    return rules
+                parts.append(f"({fnmatch.translate(g)})")
+                langs.append(ds)
+    return re.compile("|".join(parts)), langs
 
 
 @functools.lru_cache(maxsize=1 << 12)
 def glob_name(basename: str) -> str | None:
-    """The DeepSeek name whose Pygments-only glob matches this file name, if any (~60 globs: names
-    a repository repeats, such as README or Makefile, are tried once)."""
-    for rx, ds in _glob_rules():
-        if rx.match(basename):
-            return ds
-    return None
+    """The DeepSeek name whose Pygments-only glob matches this file name, if any (~60 globs in one
+    regexp: names a repository repeats, such as README or Makefile, are tried once)."""
+    rx, langs = _glob_rules()
+    m = rx.match(basename)
+    return langs[m.lastindex - 1] if m else None
 
 
 def claimed(basename: str) -> bool:

@@ -31,18 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pipeline.recipe import RecipeError
-    from pipeline.runner import RunError
-
     try:
         rc = args.func(args)
-    except RecipeError as e:  # an invalid recipe: one line per problem, nothing written
-        for line in e.problems:
-            print(line, file=sys.stderr)
-        return 2
-    except RunError as e:  # a stage failed: one line; running again resumes
-        print(f"codecurate: {e}", file=sys.stderr)
-        return 1
+    except Exception as e:
+        # the recipe and runner modules are imported only by commands that raise their errors (a start-up
+        # cost of ~1 s that `langs tag` and other small commands do not pay)
+        recipe, runner = sys.modules.get("pipeline.recipe"), sys.modules.get("pipeline.runner")
+        if recipe is not None and isinstance(e, recipe.RecipeError):  # an invalid recipe: one line per problem
+            for line in e.problems:
+                print(line, file=sys.stderr)
+            return 2
+        if runner is not None and isinstance(e, runner.RunError):  # a stage failed: one line; running again resumes
+            print(f"codecurate: {e}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130

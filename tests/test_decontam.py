@@ -131,3 +131,56 @@ def test_cli(tmp_path, bench_files):
     bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "decontaminate", str(stage), "--benchmarks",
                           f"foo={tmp_path}/nope.jsonl:q", "--output", str(out)], capture_output=True, text=True)
     assert bad.returncode == 2 and "nope.jsonl" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _reference_matches(specs, texts):
+    """The rule written plainly: tuples of word tokens, the lowest item index among a text's hits."""
+    from pipeline.mixing.decontaminate import MIN_SHORT, NGRAM, _read_records
+
+    first: dict[tuple, int] = {}
+    idx = 0
+    for spec in specs:
+        for rec in _read_records(spec):
+            for fld in spec.fields:
+                toks = words(rec[fld]) if isinstance(rec.get(fld), str) else []
+                if len(toks) < MIN_SHORT:
+                    continue
+                n = min(NGRAM, len(toks))
+                for i in range(len(toks) - n + 1):
+                    first.setdefault(tuple(toks[i:i + n]), idx)
+                idx += 1
+    lengths = {len(k) for k in first}
+    out = []
+    for text in texts:
+        toks = words(text)
+        hits = [first[tuple(toks[i:i + n])] for n in lengths for i in range(len(toks) - n + 1) if tuple(toks[i:i + n]) in first]
+        out.append(min(hits) if hits else None)
+    return out
+
+
+def test_same_removals_as_plain_token_tuples(bench_files):
+    """On a corpus of real source files (this repository's), planted benchmark text and Unicode text, the
+    hashed index removes exactly the documents, with exactly the items, that plain token tuples do."""
+    import glob
+    import os
+
+    specs = _specs(bench_files)
+    ix = BenchmarkIndex(specs)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    texts = [open(p, encoding="utf-8").read() for p in sorted(glob.glob(f"{root}/**/*.py", recursive=True))[:150]]
+    he = read_problems()
+    texts += [f"// ünïcödé ΣΑΣ İ\n{he[f'HumanEval/{i}']['prompt'][-300:]}\n" for i in range(0, 160, 7)]
+    texts += ["x " + MBPP[0]["code"].replace("\r\n", " ").upper(), "Natalia sold 72 clips", "natalia  SOLD 72\tclips!", "", "!!"]
+    items = [ix.match(t) for t in texts]
+    expected = _reference_matches(specs, texts)
+    assert [ix.items.index(m) if m else None for m in items] == expected
+    assert sum(e is not None for e in expected) >= 10
+
+
+def test_token_hashes_are_the_word_tokens():
+    from pipeline.mixing.decontaminate import token_hashes
+
+    for text in ["DEF  add(a,b):\n\treturn A+b", "héllo wörld_x ÄÖ ǅ İstanbul 123 ½ ²", "日本語 テキスト x1", "", "!!!", "\ud800abc def"]:
+        toks, th = words(text), token_hashes(text).tolist()
+        assert len(th) == len(toks)
+        assert len(set(zip(toks, th))) == len(set(toks)) == len(set(th))  # same token <=> same hash

@@ -408,3 +408,47 @@ def test_content_only_heuristics_decide_between_languages_sharing_an_extension()
     assert by_shared_extension(objc, ["C", "C++", "Python"]) == "C"  # the rule's language is not a candidate
     assert by_shared_extension(objc, ["C", "Python", "Ruby"]) == "C"  # no shared extension: the classifier's choice
     assert by_shared_extension("int main(void) { return 0; }\n", ["C++", "C"]) == "C++"  # only rules with patterns vote
+
+
+def test_licence_header_prose_is_cut_for_the_classifier():
+    from langs.classifier import features, without_licence
+
+    gpl = ("## Copyright (C) 2001 Someone <someone@example.org>\n##\n"
+           "## This program is free software: you can redistribute it and/or modify\n"
+           "## it under the terms of the GNU General Public License as published by\n\n")
+    code = "function y = dct2 (x, m, n)\n  if (nargin < 1 || nargin > 3)\n    print_usage;\n  endif\n"
+    assert without_licence(gpl + code) == "## \n##\n## \n## \n\n" + code  # markers and code kept
+    c_file = "/*\n * Licensed under the MIT license.\n */\n#include <stdio.h>\nint main(void) { return 0; }\n"
+    assert without_licence(c_file) == "/*\n * \n */\n#include <stdio.h>\nint main(void) { return 0; }\n"
+    assert without_licence(code) is code  # no licence words: nothing to do
+    assert "License" not in features(gpl + code) and "print_usage" in features(gpl + code)
+
+
+def test_classifier_tokens_by_kind():
+    from langs.classifier import features
+
+    f = features('#!/usr/bin/env python3\nx = "a b" + 0x1F + deadbeefdeadbeef0 <a href> fooBar\n')
+    for feat in ("SHEBANG#!python", "STR\"", "NUM", "HEX", "<a", "href", "SHAPE:aA", "LF:x", "LL:fooBar", "SHEBANG#!python x"):
+        assert f[feat] >= 1, feat
+    assert "deadbeefdeadbeef0" not in f and "a b" not in f
+
+
+def test_linguist_yaml_parse_is_cached(tmp_path, monkeypatch):
+    from langs import linguist
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = linguist.load_yaml("generic.yml")
+    cached = list((tmp_path / "codecurate").iterdir())
+    assert len(cached) == 1 and linguist.load_yaml("generic.yml") == first
+    cached[0].write_bytes(b"not marshal")  # a damaged cache entry is parsed again
+    assert linguist.load_yaml("generic.yml") == first
+
+
+def test_classifier_loads_the_same_from_its_cache(tmp_path, monkeypatch):
+    from langs import classifier
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first, again = classifier.load(), classifier.load()  # the second reads the marshal cache
+    assert any(p.name.startswith("classifier-") for p in (tmp_path / "codecurate").iterdir())
+    text = "#include <stdio.h>\nint main(void) { printf(\"hi\\n\"); return 0; }\n"
+    assert first.classify(text) == again.classify(text) and first.classes == again.classes

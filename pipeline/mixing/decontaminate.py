@@ -10,15 +10,18 @@ Rule:
 - a benchmark string of 3 to 9 tokens drops a document that contains its whole token sequence
   (an exact substring match on normalised tokens); strings under 3 tokens are ignored.
 
-Each n-gram is hashed to 64 bits (xxh64 of each token, combined by a polynomial over the
-window), and a document's n-grams are looked up in one sorted array per length with numpy: the
-cost per document does not grow with the number of benchmark items. The first matching item
+Tokens are found and hashed with numpy over the text's characters, with no Python work per
+token (3x a bare `\w+` findall; see `token_hashes`). Each n-gram is hashed to 64 bits (a polynomial
+over its token hashes, the length mixed in) and looked up in a bitmap of every benchmark n-gram;
+the few that pass are looked up in one sorted array: the cost per document does not grow with the
+number of benchmark items. The first matching item
 is recorded per removed document (`<stage>/decontam/removed-NNNNN.jsonl`), the drop reason is
 `contaminated/<benchmark>` (so `_stats.json` counts hits per benchmark).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -26,7 +29,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import xxhash
 from loguru import logger
 from datatrove.data import DocumentsPipeline
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,7 +41,6 @@ from pipeline.steps import Step
 NGRAM = 10
 MIN_SHORT = 3
 _WORD = re.compile(r"\w+")
-_MUL = np.uint64(0x9E3779B97F4A7C15)
 # text fields matched when a benchmark of this name gives none
 KNOWN_FIELDS = {
     # not `test` by default: its runs of small integers (`0, 1, 2, ..., 10`) match ordinary code
@@ -52,23 +53,100 @@ KNOWN_FIELDS = {
 
 
 def words(text: str) -> list[str]:
+    """The n-gram unit, as a list (the definition; `token_hashes` computes the same tokens' hashes)."""
     return _WORD.findall(text.lower())
 
 
-def token_hashes(toks: list[str]) -> np.ndarray:
-    return np.fromiter((xxhash.xxh64_intdigest(t.encode("utf-8", "surrogatepass")) for t in toks), dtype=np.uint64, count=len(toks))
+_BASE = 0x100000001B3  # odd, so invertible modulo 2**64
+_POW: list[np.ndarray] = [np.ones(1, dtype=np.uint64)] * 2  # _BASE**j and its inverse's, j < len, grown on demand
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(_POW[0]) < n:
+        size = max(n, 2 * len(_POW[0]), 1 << 16)
+        with np.errstate(over="ignore"):
+            for k, base in enumerate((_BASE, pow(_BASE, -1, 1 << 64))):
+                arr = np.full(size, base, dtype=np.uint64)
+                arr[0] = 1
+                _POW[k] = np.cumprod(arr, dtype=np.uint64)
+    return _POW[0][:n], _POW[1][:n]
+
+
+def _fmix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser: every output bit depends on every input bit."""
+    with np.errstate(over="ignore"):
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+    return h
+
+
+_LATIN1_WORD = np.array([_WORD.fullmatch(chr(i)) is not None for i in range(256)])
+
+
+@functools.cache
+def _unicode_word() -> np.ndarray:
+    """Whether `\w` matches each code point (one regexp pass over all of them, on first non-Latin-1 text)."""
+    table = np.zeros(0x110000, dtype=bool)
+    for m in _WORD.finditer("".join(map(chr, range(0x110000)))):
+        table[m.start() : m.end()] = True
+    return table
+
+
+def token_hashes(text: str) -> np.ndarray:
+    """64-bit hashes of the tokens of `words(text)`, in order, computed over the lower-cased text's code
+    points with numpy: a token's hash is the polynomial sum of its characters (prefix sums over the whole
+    text, each token's difference scaled back to its start), then mixed."""
+    low = text.lower()
+    try:
+        codes = np.frombuffer(low.encode("latin-1"), dtype=np.uint8)
+        table = _LATIN1_WORD
+    except UnicodeEncodeError:
+        codes = np.frombuffer(low.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        table = _unicode_word()
+    is_word = np.zeros(len(codes) + 2, dtype=bool)
+    is_word[1:-1] = table[codes]
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # a token's start, then its end, alternately
+    if not len(edges):
+        return np.zeros(0, dtype=np.uint64)
+    starts, ends = edges[0::2], edges[1::2]
+    with np.errstate(over="ignore"):
+        prefix = _prefix(codes)
+        h = (prefix[ends] - prefix[starts]) * _powers(len(codes) + 1)[1][starts]
+        h += (ends - starts).astype(np.uint64)  # the length too
+    return _fmix(h)
+
+
+def _prefix(values: np.ndarray) -> np.ndarray:
+    """prefix[i] = sum of values[j] * _BASE**j for j < i (modulo 2**64)."""
+    prefix = np.zeros(len(values) + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.cumsum(values * _powers(len(values))[0], dtype=np.uint64, out=prefix[1:])
+    return prefix
+
+
+def _mix_length(n) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.asarray(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+
+
+def _windows(prefix: np.ndarray, starts: np.ndarray, lengths) -> np.ndarray:
+    """Hashes of the token windows at `starts` of each length (those that fit): a window's part of the
+    prefix sums (`_prefix` of the token hashes), scaled back to its start, its length mixed in."""
+    lens = np.atleast_1d(np.asarray(lengths, dtype=np.int64))
+    n_tokens = len(prefix) - 1
+    end = starts + lens[:, None]
+    fits = end <= n_tokens
+    with np.errstate(over="ignore"):
+        h = (prefix[np.minimum(end, n_tokens)] - prefix[starts]) * _powers(n_tokens + 1)[1][starts] ^ _mix_length(lens)[:, None]
+    return h[fits]
 
 
 def ngram_hashes(th: np.ndarray, n: int) -> np.ndarray:
     """64-bit hashes of every n-gram of a token-hash array (len - n + 1 of them)."""
-    m = len(th) - n + 1
-    if m <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        h = th[:m].copy()
-        for j in range(1, n):
-            h = h * _MUL + th[j:j + m]
-        return h ^ np.uint64(n)
+    return _windows(_prefix(th), np.arange(max(len(th) - n + 1, 0)), n)
 
 
 class BenchmarkSpec(BaseModel):
@@ -141,13 +219,17 @@ class Item:
 
 
 class BenchmarkIndex:
-    """Hashed n-grams of every benchmark string: 10-grams, plus whole short strings by length."""
+    """Hashed n-grams of every benchmark string: 10-grams, plus whole short strings by length. One sorted
+    array of every hash (each with its lowest item), and a bitmap over the hashes' top bits that rules
+    out almost every n-gram of a document with one lookup."""
 
     def __init__(self, specs: list[BenchmarkSpec]):
         self.items: list[Item] = []
         self.ignored = 0  # strings under MIN_SHORT tokens
         self.skipped: list[str] = []  # optional benchmarks whose file is absent
-        per_len: dict[int, dict[int, int]] = {}
+        lengths: set[int] = set()
+        short_first: list[int] = []
+        first: dict[int, int] = {}
         for spec in specs:
             fields = spec.fields
             records = _read_records(spec)
@@ -159,38 +241,59 @@ class BenchmarkIndex:
                     val = rec.get(fld) if isinstance(rec, dict) else None
                     if not isinstance(val, str):
                         continue
-                    toks = words(val)
-                    if len(toks) < MIN_SHORT:
+                    th = token_hashes(val)
+                    if len(th) < MIN_SHORT:
                         self.ignored += 1
                         continue
-                    n = NGRAM if len(toks) >= NGRAM else len(toks)
+                    n = min(NGRAM, len(th))
+                    lengths.add(n)
+                    if n < NGRAM:
+                        short_first.append(int(th[0]))
                     idx = len(self.items)
                     self.items.append(Item(spec.name, key, fld))
-                    table = per_len.setdefault(n, {})
-                    for h in ngram_hashes(token_hashes(toks), n).tolist():
-                        table.setdefault(h, idx)
-        self.tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for n, table in sorted(per_len.items()):
-            keys = np.fromiter(table.keys(), dtype=np.uint64, count=len(table))
-            vals = np.fromiter(table.values(), dtype=np.int64, count=len(table))
-            order = np.argsort(keys, kind="stable")
-            self.tables[n] = (keys[order], vals[order])
+                    for h in ngram_hashes(th, n).tolist():
+                        first.setdefault(h, idx)
+        keys = np.fromiter(first.keys(), dtype=np.uint64, count=len(first))
+        vals = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.vals = keys[order], vals[order]
+        self.has_long = NGRAM in lengths
+        # Short strings are looked for only where a token starts one (a few dozen distinct first tokens)
+        self.short_lengths = sorted(lengths - {NGRAM})
+        self.short_first = np.unique(np.asarray(short_first, dtype=np.uint64))
+        # A document's n-grams pass a bitmap of the hashes' top bits first (>= 64 bits per hash: ~1% of misses pass)
+        self.bits = min(max(20, (64 * max(len(keys), 1) - 1).bit_length()), 32)
+        self.bitmap = np.zeros(1 << (self.bits - 3), dtype=np.uint8)
+        top = self.keys >> np.uint64(64 - self.bits)
+        np.bitwise_or.at(self.bitmap, top >> np.uint64(3), np.left_shift(1, top & np.uint64(7)).astype(np.uint8))
 
     def match(self, text: str) -> Item | None:
         """The benchmark item a text is contaminated by (lowest item index among its hits), or None."""
-        th = token_hashes(words(text))
-        best = -1
-        for n, (keys, vals) in self.tables.items():
-            h = ngram_hashes(th, n)
-            if not len(h):
-                continue
-            pos = np.searchsorted(keys, h)
-            pos[pos == len(keys)] = 0
-            hit = keys[pos] == h
-            if hit.any():
-                cand = int(vals[pos[hit]].min())
-                best = cand if best < 0 else min(best, cand)
-        return self.items[best] if best >= 0 else None
+        th = token_hashes(text)
+        if len(th) < MIN_SHORT or not len(self.keys):
+            return None
+        prefix = _prefix(th)
+        found = []
+        if self.has_long and len(th) >= NGRAM:
+            found.append(_windows(prefix, np.arange(len(th) - NGRAM + 1), NGRAM))
+        if self.short_lengths:
+            at = np.searchsorted(self.short_first, th)
+            at[at == len(self.short_first)] = 0
+            starts = np.flatnonzero(self.short_first[at] == th)
+            if len(starts):
+                found.append(_windows(prefix, starts, self.short_lengths))
+        if not found:
+            return None
+        h = np.concatenate(found) if len(found) > 1 else found[0]
+        top = h >> np.uint64(64 - self.bits)
+        h = h[((self.bitmap[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1).astype(bool)]
+        if not len(h):
+            return None
+        h.sort()  # in order, the lookups walk the table forwards
+        pos = np.searchsorted(self.keys, h)
+        pos[pos == len(self.keys)] = 0
+        hit = self.keys[pos] == h
+        return self.items[int(self.vals[pos[hit]].min())] if hit.any() else None
 
 
 class Decontaminate(Step):
