@@ -172,7 +172,8 @@ class Runner:
         """Runs each stage once its inputs are done; up to `parallel_stages` independent stages at once."""
         pending = list(todo)
         running: dict = {}
-        done = {s.name for s in self.recipe.stages if s.name in result.skipped}
+        names = {s.name for s in todo}
+        done = {i for s in todo for i in s.inputs if i not in names and self.is_done(self.recipe.stage(i))}
         if self.recipe.parallel_stages == 1:  # in this thread: an in-process task keeps its timeout signal
             for spec in pending:
                 missing = [i for i in spec.inputs if i not in done]

@@ -189,11 +189,15 @@ def _read_records(spec: BenchmarkSpec) -> list[dict]:
             return list(datasets.load_dataset(spec.hf, split=spec.split))
         except Exception as e:  # offline, unknown id, ...
             raise ValueError(f"benchmark {spec.name}: cannot load HF dataset {spec.hf!r}: {type(e).__name__}: {e}") from None
-    path = spec.path
-    if not storage.exists(path):
+    paths = storage.glob(spec.path) if storage.has_glob(spec.path) else [spec.path] if storage.exists(spec.path) else []
+    if not paths:
         if spec.optional:
             return []
-        raise ValueError(f"benchmark {spec.name}: file not found: {path}")
+        raise ValueError(f"benchmark {spec.name}: no file matches {spec.path}")
+    return [r for path in paths for r in _read_file(path)]
+
+
+def _read_file(path: str) -> list[dict]:
     with storage.open_file(path, "rb", compression="infer") as f:
         raw = f.read()
     if ".parquet" in os.path.basename(path):
