@@ -1,5 +1,7 @@
-"""`codecurate ablate`: train one model per corpus with identical config, seed and token budget, evaluate all
-on the same held-out set and benchmarks, and print a table shaped like DeepSeek-Coder-V2's Table 1.
+"""`codecurate ablate`: train K seeds per corpus with identical config and token budget, score every model on
+evaluation sets no compared corpus contributed (bits per byte per domain, `trainer.evalsets`) and on the
+benchmarks asked for, and print mean ± std per corpus with each difference against the first corpus
+(`trainer.ablate_report`), as in DeepSeek-Coder-V2's Table 1.
 
 A corpus is a run directory (its shards stage is found through `manifest.json`), a shards directory, or
 stage directories of plain parquet documents (comma-separated); those are tokenised here with the training
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import shutil
 import time
@@ -97,63 +98,49 @@ def _fresh_if_changed(out_dir: str, signature: str) -> None:
         f.write(signature + "\n")
 
 
-def _fmt(x, pct: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
-
-
-def table(results: dict[str, dict]) -> str:
-    """Markdown table, one row per corpus (Table 1 of DeepSeek-Coder-V2 plus held-out losses)."""
-    cats = sorted({c for r in results.values() for c in ((r.get("heldout") or {}).get("by_category") or {})})
-    head = ["corpus", "tokens", "held-out loss", *[f"loss {c}" for c in cats], "HumanEval", "MBPP", "FIM EM"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, r in results.items():
-        ho = r.get("heldout") or {}
-        row = [name, f"{r['tokens']:,}", _fmt((ho.get("overall") or {}).get("loss"))]
-        row += [_fmt(((ho.get("by_category") or {}).get(c) or {}).get("loss")) for c in cats]
-        row += [_fmt((r.get("humaneval") or {}).get("pass@1"), True), _fmt((r.get("mbpp") or {}).get("pass@1"), True),
-                _fmt((r.get("fim") or {}).get("exact_match"), True)]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
-
-
-def plot_losses(runs: dict[str, str], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, out_dir in runs.items():
-        with open(os.path.join(out_dir, "log.csv"), newline="") as f:
-            rows = list(csv.DictReader(f))
-        ax.plot([int(r["tokens"]) for r in rows], [float(r["loss"]) for r in rows], label=name)
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel("training loss")
-    ax.set_title("codecurate ablate: loss curves")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def _final_loss(res: dict, out_dir: str) -> float | None:
+    """The last training loss, as log.csv rounds it: from this call, or from log.csv when the run was already
+    complete (re-scoring)."""
+    if res.get("loss") is not None:
+        return round(res["loss"], 6)
+    with open(os.path.join(out_dir, "log.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    return float(rows[-1]["loss"]) if rows else None
 
 
 def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, tokens: int | None = None,
            heldout: str | None = None, humaneval_limit: int | None = None, skip_humaneval: bool = False,
            mbpp_path: str | None = None, humaneval_x_path: str | None = None, fim_samples: int = 50,
            max_new_tokens: int = 256, heldout_fraction: float | None = None, heldout_tokens: int | None = None,
-           quiet: bool = False) -> dict:
-    """Returns {corpus: results}; prints the table (always) and, unless `quiet`, training progress."""
+           quiet: bool = False, seeds: int = 1, gsm8k_path: str | None = None, math_path: str | None = None,
+           reference_text: str | None = None, eval_docs: int | None = None, eval_bytes: int | None = None) -> dict:
+    """Trains `seeds` models per corpus (seeds config seed, +1, ...: init and data order) and scores each on the
+    independent evaluation sets (`trainer.evalsets`), the benchmarks asked for and the held-out documents of one
+    corpus (`heldout`, default the first; an extra column, never the headline). Returns {corpus: summary} (see
+    `trainer.ablate_report.summarise`); prints the tables (always) and, unless `quiet`, training progress. A run
+    directory that already holds the finished checkpoint of the same corpus is scored again without retraining."""
+    from tokenizer import load as load_tokenizer
+    from trainer.ablate_report import compare, plot_losses, summarise, tables
     from trainer.config import load_config
     from trainer.eval import heldout_docs, score_model
+    from trainer.evalsets import load_sets, score_sets
     from trainer.train import load_model, train
 
     names = [n for n, _ in corpora]
     if len(set(names)) != len(names):
         raise ValueError(f"corpus names must be unique: {', '.join(names)}")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
     common = {} if heldout_fraction is None else {"train.heldout_fraction": heldout_fraction}
     base = load_config(train_config, common)
     say = (lambda *a: None) if quiet else print
+    sets = load_sets(mbpp_path, humaneval_x_path, gsm8k_path, math_path, reference_text, humaneval=not skip_humaneval,
+                     limit=eval_docs, max_bytes=eval_bytes)
+    eval_sets = [s.describe() for s in sets]
+    for d in eval_sets:
+        print(f"evaluation set {d['name']} ({d['domain']}): {d['documents']} documents, {d['bytes']:,} bytes scored, from {d['source']}")
+    notes = [] if any(s.domain == "natural_language" for s in sets) else [
+        "no natural-language evaluation set (--reference-text none): natural-language bits per byte not measured"]
     os.makedirs(out_dir, exist_ok=True)
     data = {n: resolve_corpus(n, spec, out_dir, base.train.tokenizer) for n, spec in corpora}
     ref = heldout or names[0]
@@ -163,37 +150,49 @@ def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, toke
     if heldout_tokens and docs:  # the same cut for every model: each document's first tokens
         per_doc = max(base.train.seq_len + 1, heldout_tokens // len(docs))
         docs = [d | {"tokens": d["tokens"][:per_doc]} for d in docs]
-    say(f"held-out set: {len(docs)} documents of corpus {ref} (hash bucket {base.train.heldout_fraction:.1%}, excluded from every run)")
-    results, runs = {}, {}
+    say(f"held-out documents (extra column, not independent): {len(docs)} of corpus {ref} "
+        f"(hash bucket {base.train.heldout_fraction:.1%}, excluded from every run)")
+    summaries, runs = {}, {}
     for name in names:
-        overrides = common | {"train.data": [data[name]], "train.out_dir": os.path.join(out_dir, name)}
-        if tokens:
-            overrides |= {"train.max_tokens": tokens, "train.max_steps": None}
-        cfg = load_config(train_config, overrides)
-        _fresh_if_changed(cfg.train.out_dir, corpus_signature(data[name]))
-        say(f"== training on corpus {name} ({data[name]})")
-        t0 = time.time()
-        res = train(cfg, quiet=quiet)
-        runs[name] = cfg.train.out_dir
-        model, cfg = load_model(cfg.train.out_dir)
-        from tokenizer import load as load_tokenizer
-
-        tok = load_tokenizer(cfg.train.tokenizer)
-        ctx = cfg.train.seq_len
-        r = {"tokens": res["step"] * cfg.train.global_batch_tokens(1), "final_train_loss": res["loss"],
-             "train_seconds": round(time.time() - t0, 1)}
-        results[name] = r | score_model(model, tok, docs, ctx, humaneval_limit, skip_humaneval, mbpp_path,
-                                        humaneval_x_path, fim_samples, max_new_tokens)
-    md = table(results)
+        per_seed = []
+        for k in range(seeds):
+            seed = base.train.seed + k
+            run_dir = os.path.join(out_dir, name, f"seed-{seed}")
+            overrides = common | {"train.data": [data[name]], "train.out_dir": run_dir, "train.seed": seed}
+            if tokens:
+                overrides |= {"train.max_tokens": tokens, "train.max_steps": None}
+            cfg = load_config(train_config, overrides)
+            _fresh_if_changed(run_dir, corpus_signature(data[name]))
+            say(f"== training on corpus {name} ({data[name]}), seed {seed}")
+            t0 = time.time()
+            res = train(cfg, quiet=quiet)
+            runs[f"{name} seed {seed}"] = run_dir
+            model, cfg = load_model(run_dir)
+            tok = load_tokenizer(cfg.train.tokenizer)
+            r = {"seed": seed, "out_dir": run_dir, "tokens": res["step"] * cfg.train.global_batch_tokens(1),
+                 "final_train_loss": _final_loss(res, run_dir), "train_seconds": round(time.time() - t0, 1)}
+            r |= score_sets(model, tok, sets, cfg.train.seq_len)
+            r |= score_model(model, tok, docs, cfg.train.seq_len, humaneval_limit, skip_humaneval, mbpp_path,
+                             humaneval_x_path, fim_samples, max_new_tokens)
+            per_seed.append(r)
+        summaries[name] = summarise(per_seed)
+    md = tables(summaries, ref if docs else None)
     plot = os.path.join(out_dir, "loss_curves.png")
     plot_losses(runs, plot)
+    first = summaries[names[0]]
     with open(os.path.join(out_dir, "ablation.json"), "w", encoding="utf-8") as f:
-        json.dump({"corpora": dict(corpora), "train_config": train_config, "heldout_corpus": ref, "results": results}, f, indent=1, default=str)
+        json.dump({"corpora": dict(corpora), "train_config": train_config, "seeds": [base.train.seed + k for k in range(seeds)],
+                   "eval_sets": eval_sets, "notes": notes,
+                   "heldout": {"corpus": ref, "documents": len(docs), "independent": False},
+                   "results": summaries, "against_first": {n: compare(first, s) for n, s in summaries.items() if n != names[0]}},
+                  f, indent=1, default=str)
     with open(os.path.join(out_dir, "ablation.md"), "w", encoding="utf-8") as f:
-        f.write(md + "\n")
+        f.write(md + "\n" + "".join(f"\nnote: {n}" for n in notes) + "\n")
     print(md)
+    for n in notes:
+        print(f"note: {n}")
     print(f"loss curves: {plot}")
-    return results
+    return summaries
 
 
 def demo_ablation(run_dir: str, tokens: int = 16_384) -> dict:
@@ -209,4 +208,4 @@ def demo_ablation(run_dir: str, tokens: int = 16_384) -> dict:
     print(f"\nablation: curated ({stages[-1]['name']}) vs raw (ingest stages), {tokens:,} tokens each")
     return ablate([("curated", curated), ("raw", raw)], config, os.path.join(run_dir, "ablation"), tokens=tokens,
                   humaneval_limit=4, max_new_tokens=32, fim_samples=8, heldout_fraction=0.1, heldout_tokens=8192,
-                  quiet=True)
+                  quiet=True, eval_docs=16, eval_bytes=1024)

@@ -1,4 +1,4 @@
-"""`codecurate train`, `codecurate eval` and `codecurate ablate`."""
+"""`codecurate train`, `codecurate eval`, `codecurate ablate` and `codecurate convert`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ def cmd_eval(args) -> int:
         res = evaluate(args.checkpoint, heldout=args.heldout, humaneval_limit=args.limit, skip_humaneval=args.no_humaneval,
                        mbpp_path=args.mbpp, humaneval_x_path=args.humaneval_x, fim_samples=args.fim,
                        max_new_tokens=args.max_new_tokens)
+        res |= _score_eval_sets(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"codecurate: {e}", file=sys.stderr)
         return 2
@@ -77,7 +78,7 @@ def cmd_ablate(args) -> int:
         ablate(_pairs(args.corpus, "--corpus"), args.train, args.out, tokens=args.tokens, heldout=args.heldout,
                humaneval_limit=args.limit, skip_humaneval=args.no_humaneval, mbpp_path=args.mbpp,
                humaneval_x_path=args.humaneval_x, fim_samples=args.fim, max_new_tokens=args.max_new_tokens,
-               heldout_tokens=args.heldout_tokens)
+               heldout_tokens=args.heldout_tokens, seeds=args.seeds, **_eval_set_kwargs(args))
     except (ValueError, FileNotFoundError) as e:
         print(f"codecurate: {e}", file=sys.stderr)
         return 2
@@ -95,6 +96,45 @@ def _bench_options(p) -> None:
                    help="where the kernel allows no sandbox, run generated code anyway, unisolated")
 
 
+def _eval_set_options(p) -> None:
+    g = p.add_argument_group("independent evaluation sets (bits per byte of reference answers; trainer/evalsets.py)")
+    g.add_argument("--gsm8k", help="GSM8K JSON/JSONL file (question, answer)")
+    g.add_argument("--math", help="MATH JSON/JSONL file (problem, solution)")
+    g.add_argument("--reference-text", help="natural-language reference: .txt/.md file or directory, or JSONL with text; "
+                   "'none' for no natural-language set (default: the Python language reference, pydoc_data.topics)")
+    g.add_argument("--eval-docs", type=int, default=200, help="documents per set, evenly spaced (0: all; default 200)")
+    g.add_argument("--eval-bytes", type=int, default=4096, help="bytes scored per answer at most (0: all; default 4096)")
+
+
+def _eval_set_kwargs(args) -> dict:
+    """HumanEval (unless --no-humaneval), MBPP and HumanEval-X solutions come from the pass@1 options' files."""
+    return {"gsm8k_path": args.gsm8k, "math_path": args.math, "reference_text": args.reference_text,
+            "eval_docs": args.eval_docs or None, "eval_bytes": args.eval_bytes or None}
+
+
+def _score_eval_sets(args) -> dict:
+    from tokenizer import load as load_tokenizer
+    from trainer.evalsets import load_sets, score_sets
+    from trainer.train import load_model
+
+    kw = _eval_set_kwargs(args)
+    sets = load_sets(args.mbpp, args.humaneval_x, kw["gsm8k_path"], kw["math_path"], kw["reference_text"],
+                     humaneval=not args.no_humaneval, limit=kw["eval_docs"], max_bytes=kw["eval_bytes"])
+    model, cfg = load_model(args.checkpoint)
+    return {"eval_set_sources": [s.describe() for s in sets]} | score_sets(model, load_tokenizer(cfg.train.tokenizer), sets, cfg.train.seq_len)
+
+
+def cmd_convert(args) -> int:
+    from trainer.convert import convert
+
+    try:
+        print(convert(args.source, args.output, force=args.force))
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"codecurate: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the DeepSeek-V2-style MoE on token shards")
     p.add_argument("config", help="YAML with model: and train: sections (configs/train/*.yaml)")
@@ -108,6 +148,7 @@ def register(sub) -> None:
     p.add_argument("--heldout", action="append", help="shards/run dir for held-out documents (default: the training data)")
     p.add_argument("--output", help="also write the JSON results here")
     _bench_options(p)
+    _eval_set_options(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("ablate", help="train and evaluate one model per corpus, same budget and seed")
@@ -115,7 +156,15 @@ def register(sub) -> None:
     p.add_argument("--train", required=True, help="training config, e.g. configs/train/tiny.yaml")
     p.add_argument("--tokens", type=int, help="training tokens per corpus (default: the config's budget)")
     p.add_argument("--out", default="runs/ablation", help="output directory")
-    p.add_argument("--heldout", help="corpus whose held-out documents score every model (default: the first)")
+    p.add_argument("--heldout", help="corpus whose held-out documents form the extra, not independent, column (default: the first)")
     p.add_argument("--heldout-tokens", type=int, help="cap on held-out tokens scored (each document's first tokens)")
+    p.add_argument("--seeds", type=int, default=1, help="models per corpus; seed k changes init and data order (default 1)")
     _bench_options(p)
+    _eval_set_options(p)
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("convert", help="training checkpoint -> transformers directory, or transformers directory -> checkpoint")
+    p.add_argument("source", help="ckpt.pt (or its training directory), or a directory with config.json + safetensors")
+    p.add_argument("output", help="the transformers directory to write, or the checkpoint (a .pt file or a directory)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_convert)

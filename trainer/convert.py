@@ -1,12 +1,17 @@
-"""Weights both ways between `trainer.model` and Hugging Face `DeepseekV2ForCausalLM`.
+"""Weights both ways between `trainer.model` and Hugging Face `DeepseekV2ForCausalLM` (`codecurate convert`).
 
 Parameter names already match the transformers 5.x layout, so converting is a config translation plus a
 state-dict copy. DeepSeek's released checkpoints store routed experts one by one
 (`mlp.experts.7.gate_proj.weight`); `fuse_expert_weights` stacks them into the 3-D tensors used here.
+A setting the installed transformers would compute differently is refused, never silently dropped; the
+settings transformers has no place for (training-only: balance losses, expert kernels; the `train:` section)
+travel in `codecurate.json` beside the weights, so a round trip gives back the same checkpoint config.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 import re
 
 import torch
@@ -22,11 +27,33 @@ _SHARED_FIELDS = (
 ).split()
 
 
+SIDECAR = "codecurate.json"
+
+
+def _transformers_ignores(option: str) -> bool:
+    """True when the installed transformers' DeepseekV2 modelling code never reads `option` (5.x: norm_topk_prob)."""
+    from transformers.models.deepseek_v2 import modeling_deepseek_v2
+
+    return option not in inspect.getsource(modeling_deepseek_v2)
+
+
+def check_representable(cfg: ModelConfig) -> None:
+    """Raise ValueError naming the first setting that transformers' DeepseekV2 would compute differently."""
+    import transformers
+
+    if cfg.moe_layer_freq != 1:
+        raise ValueError("moe_layer_freq: transformers' DeepseekV2 has no moe_layer_freq; only moe_layer_freq 1 converts")
+    if cfg.n_routed_experts < 1:
+        raise ValueError("n_routed_experts: transformers' DeepseekV2 needs routed experts (got 0)")
+    if cfg.norm_topk_prob and cfg.num_experts_per_tok > 1 and _transformers_ignores("norm_topk_prob"):
+        raise ValueError(f"norm_topk_prob: true cannot be converted: transformers {transformers.__version__}'s DeepseekV2 "
+                         "ignores it (never renormalises the top-k routing weights), so its logits would differ")
+
+
 def to_hf_config(cfg: ModelConfig):
     from transformers import DeepseekV2Config
 
-    if cfg.moe_layer_freq != 1:
-        raise ValueError("transformers' DeepseekV2 has no moe_layer_freq; only moe_layer_freq 1 converts")
+    check_representable(cfg)
     rope = {"rope_type": "default", "rope_theta": cfg.rope_theta}
     if cfg.rope_scaling:
         rope = {k: v for k, v in cfg.rope_scaling.items() if k != "type"} | {"rope_type": "yarn", "rope_theta": cfg.rope_theta}
@@ -35,6 +62,10 @@ def to_hf_config(cfg: ModelConfig):
 
 
 def from_hf_config(hf) -> ModelConfig:
+    if getattr(hf, "model_type", "deepseek_v2") != "deepseek_v2":
+        raise ValueError(f"model_type {hf.model_type!r}: only deepseek_v2 converts")
+    if getattr(hf, "hidden_act", "silu") != "silu" or getattr(hf, "mlp_bias", False):
+        raise ValueError("hidden_act/mlp_bias: only SiLU feed-forward layers without biases convert")
     kw = {k: getattr(hf, k) for k in _SHARED_FIELDS if hasattr(hf, k)}
     rope = dict(getattr(hf, "rope_parameters", None) or {})
     kw["rope_theta"] = rope.pop("rope_theta", getattr(hf, "rope_theta", 10000.0))
@@ -85,3 +116,69 @@ def from_hf(hf) -> DeepseekV2ForCausalLM:
 def save_hf(model: DeepseekV2ForCausalLM, out_dir: str) -> None:
     """Write a directory `transformers.AutoModelForCausalLM.from_pretrained` loads."""
     to_hf(model).save_pretrained(out_dir)
+
+
+def _is_checkpoint(path: str) -> bool:
+    return path.endswith(".pt") or os.path.exists(os.path.join(path, "ckpt.pt"))
+
+
+def _free(path: str, force: bool) -> None:
+    if os.path.exists(path) and not force and (not os.path.isdir(path) or os.listdir(path)):
+        raise FileExistsError(f"{path} exists (--force overwrites it)")
+
+
+def checkpoint_to_hf(source: str, out_dir: str) -> str:
+    """A training checkpoint as a transformers directory, plus `codecurate.json` (its full config and step)."""
+    import json
+
+    from trainer.train import load_model
+
+    model, cfg = load_model(source)
+    check_representable(cfg.model)
+    save_hf(model, out_dir)
+    ckpt = source if source.endswith(".pt") else os.path.join(source, "ckpt.pt")
+    step = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True).get("step", 0)
+    with open(os.path.join(out_dir, SIDECAR), "w", encoding="utf-8") as f:
+        json.dump({"config": cfg.to_dict(), "step": step}, f, indent=1)
+    return f"wrote transformers directory {out_dir} (DeepseekV2ForCausalLM, step {step})"
+
+
+def hf_to_checkpoint(source: str, out: str) -> str:
+    """A transformers DeepseekV2 directory as a checkpoint `codecurate eval`/`ablate` and this command load: the
+    training config from `codecurate.json` when the directory has one, else defaults; weights only, no optimizer."""
+    import json
+    from dataclasses import fields
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from trainer.config import Config
+
+    hf_config = AutoConfig.from_pretrained(source)
+    model_cfg = from_hf_config(hf_config)  # refuses other architectures before any weights load
+    check_representable(model_cfg)
+    saved = {"config": {}, "step": 0}
+    if os.path.exists(os.path.join(source, SIDECAR)):
+        with open(os.path.join(source, SIDECAR), encoding="utf-8") as f:
+            saved = json.load(f)
+    derived = set(_SHARED_FIELDS) | {"rope_theta", "rope_scaling"}
+    extra = {f.name: saved["config"]["model"][f.name] for f in fields(ModelConfig)
+             if f.name not in derived and f.name in (saved["config"].get("model") or {})}
+    model = from_hf(AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval())
+    cfg = Config.from_dict({"model": model_cfg.to_dict() | extra, "train": saved["config"].get("train") or {}})
+    path = out if out.endswith(".pt") else os.path.join(out, "ckpt.pt")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save({"config": cfg.to_dict(), "step": saved.get("step", 0), "model": model.state_dict()}, path)
+    return f"wrote checkpoint {path} (step {saved.get('step', 0)}, weights only)"
+
+
+def convert(source: str, output: str, force: bool = False) -> str:
+    """`codecurate convert`: the direction follows the source (a checkpoint, or a directory with config.json)."""
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"{source} does not exist")
+    if _is_checkpoint(source):
+        _free(output, force)
+        return checkpoint_to_hf(source, output)
+    if os.path.exists(os.path.join(source, "config.json")):
+        _free(output if output.endswith(".pt") else os.path.join(output, "ckpt.pt"), force)
+        return hf_to_checkpoint(source, output)
+    raise ValueError(f"{source}: neither a checkpoint (ckpt.pt) nor a transformers directory (config.json)")

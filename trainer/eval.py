@@ -164,11 +164,12 @@ def humaneval(model, tok, context: int, problems: list[dict] | None = None, limi
 
 def mbpp(model, tok, path: str, context: int, limit: int | None = None, max_new_tokens: int = 256, timeout: float = 10.0) -> dict:
     """pass@1 on MBPP records ({text, test_list, test_setup_code?}) from a JSONL file."""
+    from trainer.evalsets import mbpp_prompt
+
     problems = []
     for rec in _read_jsonl(path):
         tests = "\n".join(rec["test_list"])
-        prompt = f'"""\n{rec["text"]}\n{rec["test_list"][0]}\n"""\n'
-        problems.append({"prompt": prompt, "test": rec.get("test_setup_code", "") + "\n" + tests})
+        problems.append({"prompt": mbpp_prompt(rec), "test": rec.get("test_setup_code", "") + "\n" + tests})
     problems = problems[:limit] if limit else problems
     passed = 0
     for p in problems:
@@ -237,8 +238,6 @@ def humaneval_x(model, tok, path: str, context: int, limit: int | None = None, m
 def fim_exact_match(model, tok, docs: list[dict], context: int, limit: int = 50, max_new_tokens: int = 40, seed: int = 0) -> dict:
     """Hide one non-blank line of held-out code (<fim_begin>prefix<fim_hole>suffix<fim_end>) and check that
     the model's first generated line equals it."""
-    from tokenizer import FIM_BEGIN, FIM_END, FIM_HOLE
-
     rng = np.random.default_rng(seed)
     hits = n = 0
     for doc in docs:
@@ -253,7 +252,7 @@ def fim_exact_match(model, tok, docs: list[dict], context: int, limit: int = 50,
         i = int(rng.choice(candidates))
         prefix, middle, suffix = "\n".join(lines[:i]) + "\n", lines[i], "\n" + "\n".join(lines[i + 1 :])
         budget = max(8, (context - 40) // 2)
-        ids = [FIM_BEGIN] + tok.encode(prefix)[-budget:] + [FIM_HOLE] + tok.encode(suffix)[:budget] + [FIM_END]
+        ids = [tok.fim_begin_id] + tok.encode(prefix)[-budget:] + [tok.fim_hole_id] + tok.encode(suffix)[:budget] + [tok.fim_end_id]
         gen = generate(model, ids, max_new_tokens, context, (tok.eos_id,), stop_text=lambda s: "\n" in s, tok=tok)
         hits += tok.decode(gen).split("\n")[0].strip() == middle.strip()
         n += 1
