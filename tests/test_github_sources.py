@@ -17,6 +17,7 @@ from conftest import read_stage
 from pipeline.github import license as licenses
 from pipeline.github.sources import (
     Unread,
+    dataset_pieces,
     dataset_rows,
     list_archive,
     list_directory,
@@ -254,18 +255,30 @@ def test_file_level_datasets(run_recipe, tmp_path, fmt):
     assert docs["o/beta:m.go"].metadata["lang"] == "Go"
 
 
-def test_dataset_rows_split_by_repository_over_tasks(tmp_path):
-    rows = [{"content": f"x{i}", "max_stars_repo_path": f"f{i}.py", "max_stars_repo_name": f"o/r{i % 7}"} for i in range(60)]
+def test_a_dataset_spreads_by_row_group_and_repo_docs_gather_each_repository(run_recipe, tmp_path):
+    """One parquet of 4 row groups is read by 4 tasks, each only its row group; a repository whose files
+    land in several tasks still becomes one document (github_repo_docs shuffles by repository)."""
+    rows = [{"content": f"def f{i}():\n    return {i}\n", "max_stars_repo_path": f"f{i:02d}.py", "max_stars_repo_name": f"o/r{i % 7}"}
+            for i in range(60)]
     path = tmp_path / "d.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=16)
     columns = {role: COLUMNS[role] for role in ("content", "path", "repo")}
-    everything = list(dataset_rows(str(path), columns))
-    assert [r["path"] for r in everything] == [f"f{i}.py" for i in range(60)]
-    shares = [list(dataset_rows(str(path), columns, rank, 3)) for rank in range(3)]
-    assert sorted(r["path"] for share in shares for r in share) == sorted(r["path"] for r in everything)
-    owners = {r["repo"]: rank for rank, share in enumerate(shares) for r in share}
-    assert all(owners[r["repo"]] == rank for rank, share in enumerate(shares) for r in share) and len(owners) == 7
-    assert sum(1 for share in shares if share) > 1  # the repositories do spread
+    pieces = dataset_pieces([str(path)])
+    assert pieces == [(str(path), i, i + 1) for i in range(4)]
+    assert [r["path"] for p in pieces for r in dataset_rows(p, columns)] == [f"f{i:02d}.py" for i in range(60)]
+    stages = [{"name": "f", "kind": "github_files", "datasets": [str(path)], "dataset_columns": columns, "tasks": 4},
+              {"name": "r", "kind": "github_repo_docs", "input": "f", "tasks": 3}]
+    run_dir = run_recipe(stages, workers=2)
+    per_task = [pq.read_metadata(p).num_rows for p in sorted((Path(run_dir) / "f").glob("part-*.parquet"))]
+    assert per_task == [16, 16, 16, 12]
+    docs = read_stage(run_dir, "r")
+    assert sorted(d.metadata["repo"] for d in docs) == [f"o/r{k}" for k in range(7)]
+    for d in docs:
+        k = int(d.metadata["repo"][-1])
+        assert sorted(d.metadata["files"]) == [f"f{i:02d}.py" for i in range(60) if i % 7 == k]
+    assert stats(run_dir, "r")["balanced"]
+    again = run_recipe(stages, workers=1, run_dir=tmp_path / "again")
+    assert [d.text for d in read_stage(again, "r")] == [d.text for d in docs]
 
 
 def test_dataset_missing_column_is_a_clear_error(run_recipe, tmp_path):

@@ -246,16 +246,16 @@ class RepoFileReader(Step):
             yield from self._repo(listing)
 
     def _dataset(self, rank: int, world_size: int) -> Iterator[Document]:
-        for path in self.datasets:
+        for piece in self.datasets[rank::world_size]:
+            path = piece[0]
             books = Tally(self)
             try:
                 check_regular(path)
             except NotRegularFile as e:
-                if rank == 0:
-                    self._fail_repo(path, "special", str(e))
+                self._fail_repo(path, "special", str(e))
                 continue
             try:
-                for row in dataset_rows(path, self.columns, rank, world_size, on_bad=books.bad):
+                for row in dataset_rows(piece, self.columns, on_bad=books.bad):
                     content = row.get("content")
                     data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
                     size = len(data) if isinstance(data, bytes) else 0

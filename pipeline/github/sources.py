@@ -235,34 +235,51 @@ def column_problem(path: str, columns: list[str]) -> str | None:
     return f"{path}: missing column(s) {missing} (has {names})" if missing else None
 
 
-def dataset_rows(path: str, columns: dict[str, str | None], rank: int = 0, world_size: int = 1,
-                 on_bad: Callable[[str, int], None] | None = None) -> Iterator[dict]:
-    """Rows of a dataset file as dicts keyed by role (content, path, repo, stars, license): those of the
-    repositories task `rank` of `world_size` owns (`task_of`). Parquet's repo column is read first and the
-    batch cut to those rows in Arrow, so a task turns only its own share into Python objects. A JSON line
-    that is no row goes to `on_bad(reason, nbytes)` in task 0 (each is counted once)."""
+Piece = tuple[str, int | None, int | None]  # (dataset file, first row group, end row group); None: the whole file
+
+
+def dataset_pieces(paths: list[str]) -> list[Piece]:
+    """Parquet datasets cut into one piece per row group (footers only are read), so one large file spreads
+    over every task; any other file (jsonl, not a regular file) is one piece."""
+    import pyarrow.parquet as pq
+
+    pieces: list[Piece] = []
+    for path in paths:
+        regular = True
+        try:
+            check_regular(path)
+        except NotRegularFile:
+            regular = False
+        if not regular or path.endswith(JSONL_SUFFIXES):
+            pieces.append((path, None, None))
+            continue
+        try:
+            with storage.open_file(path, "rb") as f:
+                groups = pq.ParquetFile(f).metadata.num_row_groups
+        except (OSError, pa.ArrowException):  # not parquet: the stage's column check says so in one line
+            groups = 0
+        pieces += [(path, i, i + 1) for i in range(groups)] or [(path, None, None)]
+    return pieces
+
+
+def dataset_rows(piece: Piece, columns: dict[str, str | None], on_bad: Callable[[str, int], None] | None = None) -> Iterator[dict]:
+    """Rows of one dataset piece as dicts keyed by role (content, path, repo, stars, license). A JSON line
+    that is no row goes to `on_bad(reason, nbytes)`."""
+    import pyarrow.parquet as pq
+
+    path, first, end = piece
     wanted = {role: col for role, col in columns.items() if col}
     if path.endswith(JSONL_SUFFIXES):
         for row, why, nbytes in jsonl_rows(path):
             if row is None:
-                if rank == 0 and on_bad is not None:
+                if on_bad is not None:
                     on_bad(why, nbytes)
                 continue
-            out = {role: row.get(col) for role, col in wanted.items()}
-            if world_size == 1 or task_of(str(out.get("repo") or ""), world_size) == rank:
-                yield out
+            yield {role: row.get(col) for role, col in wanted.items()}
         return
-    fs, p = storage.fs_and_path(path)
-    for batch in pads.dataset(p, format="parquet", filesystem=fs).to_batches(columns=sorted(set(wanted.values())),
-                                                                            batch_size=1024):
-        if world_size > 1:
-            repos = batch.column(wanted["repo"]).to_pylist()
-            batch = batch.filter(pa.array([task_of(str(r or ""), world_size) == rank for r in repos]))
-        cols = {role: batch.column(col).to_pylist() for role, col in wanted.items()}
-        for i in range(batch.num_rows):
-            yield {role: vals[i] for role, vals in cols.items()}
-
-
-def task_of(repo: str, world_size: int) -> int:
-    """The task that owns a repo's dataset rows: stable over runs and machines."""
-    return zlib.crc32(repo.encode("utf-8")) % world_size
+    with storage.open_file(path, "rb") as f:
+        groups = None if first is None else list(range(first, end))
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, columns=sorted(set(wanted.values())), row_groups=groups):
+            cols = {role: batch.column(col).to_pylist() for role, col in wanted.items()}
+            for i in range(batch.num_rows):
+                yield {role: vals[i] for role, vals in cols.items()}

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline import storage
 from pipeline.recipe import Fraction, InputPath
-from pipeline.stage import StageContext, StageSpec
+from pipeline.stage import Phase, StageContext, StageSpec
 
 
 class DatasetColumns(BaseModel):
@@ -84,13 +84,15 @@ class GithubFiles(StageSpec):
         return units
 
     def default_tasks(self, ctx: StageContext) -> int:
-        return max(1, min(64, len(self.units()) + len(storage.expand(self.datasets, "dataset file"))))
+        from pipeline.github.sources import dataset_pieces
+
+        return max(1, min(64, max(len(self.units()), len(dataset_pieces(storage.expand(self.datasets, "dataset file"))))))
 
     def build(self, ctx: StageContext):
         from pipeline.github.clone import CloneOptions
         from pipeline.github.reader import RepoFileReader
 
-        from pipeline.github.sources import column_problem
+        from pipeline.github.sources import column_problem, dataset_pieces
         from pipeline.runner import RunError
 
         datasets = storage.expand(self.datasets, "dataset file")
@@ -100,7 +102,7 @@ class GithubFiles(StageSpec):
                 raise RunError(f"stages.{self.name}.datasets: {why}")
         c = self.clone
         opts = CloneOptions(c.timeout_s, c.max_bytes, c.blob_limit, c.retries, c.backoff_s)
-        return [RepoFileReader(self.units(), datasets, self.dataset_columns.model_dump(), self.max_bytes,
+        return [RepoFileReader(self.units(), dataset_pieces(datasets), self.dataset_columns.model_dump(), self.max_bytes,
                                self.source, self.clone_dir, opts, c.workers, self.unknown_language == "keep")]
 
 
@@ -136,15 +138,25 @@ class GithubFilter(StageSpec):
 
 class GithubRepoDocs(StageSpec):
     """One document per repository (or per repository and language), files in dependency order.
-    Needs each repository's files in one input shard, as `github_files` writes them."""
+
+    A repository's files may sit in several input shards (a dataset is read by row groups), so the stage
+    shuffles first: `route` writes each input shard's rows ordered by the partition of their repository
+    (one file and one index per task), then partition task p reads its rows from every routed file and
+    builds the documents. `tasks` is the number of partitions (default: one per input shard)."""
 
     group_by: Literal["repo", "language"] = "repo"
     min_files: int = Field(default=1, ge=1)
 
-    def build(self, ctx: StageContext):
+    def phases(self, ctx: StageContext) -> list[Phase]:
         from pipeline.github.repo_docs import RepoDocuments
+        from pipeline.shuffle import PartitionReader, RouteByKey
 
-        return [RepoDocuments(self.group_by, self.min_files)]
+        shards = ctx.input_files
+        parts = self.tasks or max(1, len(shards))
+        route = ctx.work_dir("route")
+        return [Phase("route", [RouteByKey(shards, route, parts, "repo")], max(1, len(shards))),
+                Phase("main", [PartitionReader(route, max(1, len(shards))), RepoDocuments(self.group_by, self.min_files),
+                               ctx.writer()], parts)]
 
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:

@@ -1,0 +1,89 @@
+"""A keyed shuffle between two phases: bring every document with the same key into one task.
+
+`RouteByKey` (phase 1, one task per input shard) writes its shard's rows ordered by the partition of
+their key, one parquet file per task whose row groups are partition runs, plus a small index of which
+row groups hold which partition. `PartitionReader` (phase 2, one task per partition) reads only its
+own row groups from every routed file, in file order. Files: two per routing task, whatever the number
+of partitions; memory: one input shard, then one partition. Rows keep their input order within a
+partition (files in shard order, rows in file order), so the result is the same for any worker count.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.data import DocumentsPipeline
+
+from pipeline import documents, storage
+from pipeline.steps import Step
+
+
+def partition_of(key: str, parts: int) -> int:
+    """Stable over runs and machines (unlike `hash`)."""
+    return zlib.crc32(key.encode("utf-8")) % parts
+
+
+def _paths(route_dir: str, rank: int) -> tuple[str, str]:
+    return storage.join(route_dir, f"part-{rank:05d}.parquet"), storage.join(route_dir, f"part-{rank:05d}.json")
+
+
+class RouteByKey(Step):
+    """Phase 1: task i routes input shard i by `key` (a promoted column such as `repo`). No accounting:
+    documents only move; the partition reader counts them in."""
+
+    name = "route by key"
+
+    def __init__(self, shards: list[str], route_dir: str, parts: int, key: str = "repo"):
+        super().__init__()
+        self.shards, self.route_dir, self.parts, self.key = list(shards), route_dir, parts, key
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        tables = []
+        for path in self.shards[rank::world_size]:
+            with storage.open_file(path, "rb") as f:
+                tables.append(pq.read_table(f))
+        table = pa.concat_tables(tables) if tables else documents.SCHEMA.empty_table()
+        keys = table.column(self.key).to_pylist()
+        order = sorted(range(len(keys)), key=lambda i: (partition_of(str(keys[i] or ""), self.parts), i))
+        table = table.take(pa.array(order, pa.int64()))
+        parts = [partition_of(str(keys[i] or ""), self.parts) for i in order]
+        index: dict[str, list[int]] = {}
+        out, idx = _paths(self.route_dir, rank)
+        with storage.atomic_open(out, "wb") as f, pq.ParquetWriter(f, table.schema, compression="zstd") as w:
+            start, group = 0, 0
+            while start < len(parts):
+                end = start
+                while end < len(parts) and parts[end] == parts[start]:
+                    end += 1
+                chunk = table.slice(start, end - start)
+                w.write_table(chunk, row_group_size=max(1, chunk.num_rows))
+                index[str(parts[start])] = [group, group + 1]
+                group, start = group + 1, end
+        storage.write_json(idx, index)
+        return
+        yield
+
+
+class PartitionReader(Step):
+    """Phase 2: task p reads partition p's row groups from each of the `n_files` routed files, in order."""
+
+    name = "partition reader"
+
+    def __init__(self, route_dir: str, n_files: int):
+        super().__init__()
+        self.route_dir, self.n_files = route_dir, n_files
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for i in range(self.n_files):
+            path, idx = _paths(self.route_dir, i)
+            groups = storage.read_json(idx, {}).get(str(rank))
+            if not groups:
+                continue
+            with storage.open_file(path, "rb") as f:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, row_groups=list(range(*groups))):
+                    for row in batch.to_pylist():
+                        doc = documents.from_row(row)
+                        self.count_in(doc)
+                        yield doc
