@@ -6,6 +6,9 @@ benchmarks asked for, and print mean ± std per corpus with each difference agai
 A corpus is a run directory (its shards stage is found through `manifest.json`), a shards directory, or
 stage directories of plain parquet documents (comma-separated); those are tokenised here with the training
 config's tokenizer, each document followed by EOS as the shards stage does.
+
+Every path (corpora, `--out`) may be any `pipeline.storage` path; files that libraries must write locally
+(token shards, the loss plot) are made in node-local scratch and uploaded.
 """
 
 from __future__ import annotations
@@ -13,10 +16,19 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import time
 
+from pipeline import storage
 from trainer.data import find_shards
+
+
+def _stamp(path: str) -> tuple[int, int | float | str]:
+    """(size, modification stamp) of a file on any filesystem: local mtime, else the object's ETag/date."""
+    fs, p = storage.fs_and_path(path)
+    info = fs.info(p)
+    if not storage.is_remote(path):
+        return info["size"], info["mtime"]
+    return info["size"], str(info.get("ETag") or info.get("LastModified") or info.get("mtime") or "")
 
 
 def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -> str:
@@ -24,38 +36,38 @@ def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline import documents, storage
+    from pipeline import documents
     from tokenizer import load as load_tokenizer
     from tokenizer.indexed_dataset import IndexedDatasetWriter
 
-    manifest = os.path.join(out_dir, "manifest.json")
+    manifest = storage.join(out_dir, "manifest.json")
     files = storage.list_shards(stage_dirs)
     if not files:
         raise FileNotFoundError(f"no parquet documents in {', '.join(stage_dirs)}")
-    inputs = [[f, os.path.getsize(f), os.path.getmtime(f)] for f in files]
-    if os.path.exists(manifest):
-        with open(manifest, encoding="utf-8") as fh:
-            if json.load(fh).get("inputs") == inputs:
-                return out_dir
+    inputs = [[f, *_stamp(f)] for f in files]
+    if (storage.read_json(manifest) or {}).get("inputs") == inputs:
+        return out_dir
     tok = load_tokenizer(tokenizer_name)
-    os.makedirs(out_dir, exist_ok=True)
     rows, n_tokens = [], 0
-    with IndexedDatasetWriter(os.path.join(out_dir, "tokens-00000")) as w:
-        for f in files:
-            table = pq.read_table(f)
-            batch = table.to_pylist()
-            for row, ids in zip(batch, tok.encode_batch([r["text"] or "" for r in batch])):
-                if not ids:
-                    continue
-                w.add_document(ids + [tok.eos_id])
-                rows.append(row)
-                n_tokens += len(ids) + 1
-    pq.write_table(pa.Table.from_pylist(rows, schema=documents.SCHEMA), os.path.join(out_dir, "part-00000.parquet"), compression="zstd")
-    with open(manifest + ".tmp", "w", encoding="utf-8") as f:
-        json.dump({"format": "codecurate-shards/1", "documents": len(rows), "tokens": n_tokens, "inputs": inputs,
-                   "shards": [{"text": "part-00000.parquet", "tokens_prefix": "tokens-00000", "documents": len(rows), "tokens": n_tokens}],
-                   "tokenizer": {"name": tok.name, "hash": tok.hash, "eos_id": tok.eos_id, "add_bos": False, "add_eos": True}}, f, indent=1)
-    os.replace(manifest + ".tmp", manifest)
+    with storage.scratch() as tmp:
+        with IndexedDatasetWriter(os.path.join(tmp, "tokens-00000")) as w:
+            for f in files:
+                with storage.open_file(f, "rb") as fh:
+                    batch = pq.read_table(fh).to_pylist()
+                for row, ids in zip(batch, tok.encode_batch([r["text"] or "" for r in batch])):
+                    if not ids:
+                        continue
+                    w.add_document(ids + [tok.eos_id])
+                    rows.append(row)
+                    n_tokens += len(ids) + 1
+        for ext in (".bin", ".idx"):
+            storage.upload(os.path.join(tmp, "tokens-00000" + ext), storage.join(out_dir, "tokens-00000" + ext))
+    with storage.atomic_open(storage.join(out_dir, "part-00000.parquet"), "wb") as f:
+        pq.write_table(pa.Table.from_pylist(rows, schema=documents.SCHEMA), f, compression="zstd")
+    storage.write_text(manifest, json.dumps(
+        {"format": "codecurate-shards/1", "documents": len(rows), "tokens": n_tokens, "inputs": inputs,
+         "shards": [{"text": "part-00000.parquet", "tokens_prefix": "tokens-00000", "documents": len(rows), "tokens": n_tokens}],
+         "tokenizer": {"name": tok.name, "hash": tok.hash, "eos_id": tok.eos_id, "add_bos": False, "add_eos": True}}, indent=1))
     return out_dir
 
 
@@ -68,10 +80,10 @@ def resolve_corpus(name: str, spec: str, work_dir: str, tokenizer_name: str) -> 
             return paths[0]
         except FileNotFoundError:
             pass
-    missing = [p for p in paths if not os.path.exists(p)]
+    missing = [p for p in paths if not storage.exists(p)]
     if missing:
         raise FileNotFoundError(f"corpus {name}: {', '.join(missing)} does not exist")
-    return tokenise_parquet(paths, os.path.join(work_dir, "tokens", name), tokenizer_name)
+    return tokenise_parquet(paths, storage.join(work_dir, "tokens", name), tokenizer_name)
 
 
 def corpus_signature(path: str) -> str:
@@ -81,21 +93,26 @@ def corpus_signature(path: str) -> str:
     h = hashlib.sha256()
     for prefix in find_shards(path):
         for ext in (".idx", ".bin"):
-            st = os.stat(prefix + ext)
-            h.update(f"{os.path.abspath(prefix)}{ext}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            if storage.is_remote(prefix):
+                size, stamp = _stamp(prefix + ext)
+                h.update(f"{prefix}{ext}:{size}:{stamp}\n".encode())
+            else:
+                st = os.stat(prefix + ext)
+                h.update(f"{os.path.abspath(prefix)}{ext}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
 def _fresh_if_changed(out_dir: str, signature: str) -> None:
-    marker = os.path.join(out_dir, "corpus.sha256")
-    if os.path.exists(marker) and open(marker, encoding="utf-8").read().strip() != signature:
-        for name in ("ckpt.pt", "log.csv"):
-            if os.path.exists(os.path.join(out_dir, name)):
-                os.remove(os.path.join(out_dir, name))
-        shutil.rmtree(os.path.join(out_dir, "tb"), ignore_errors=True)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(marker, "w", encoding="utf-8") as f:
-        f.write(signature + "\n")
+    marker = storage.join(out_dir, "corpus.sha256")
+    if storage.exists(marker) and storage.read_bytes(marker).decode("utf-8").strip() != signature:
+        for name in ("ckpt.pt", "log.csv", "tb"):
+            storage.rm(storage.join(out_dir, name))
+    storage.write_text(marker, signature + "\n")
+
+
+def _read_log(out_dir: str) -> list[dict]:
+    with storage.open_file(storage.join(out_dir, "log.csv"), "r", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _final_loss(res: dict, out_dir: str) -> float | None:
@@ -103,9 +120,22 @@ def _final_loss(res: dict, out_dir: str) -> float | None:
     complete (re-scoring)."""
     if res.get("loss") is not None:
         return round(res["loss"], 6)
-    with open(os.path.join(out_dir, "log.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _read_log(out_dir)
     return float(rows[-1]["loss"]) if rows else None
+
+
+def _plot(runs: dict[str, str], path: str) -> None:
+    """`ablate_report.plot_losses` (local files only) run on scratch copies of the logs; the PNG uploaded."""
+    from trainer.ablate_report import plot_losses
+
+    with storage.scratch() as tmp:
+        local = {}
+        for i, (name, out_dir) in enumerate(runs.items()):
+            local[name] = os.path.join(tmp, str(i))
+            os.makedirs(local[name])
+            storage.download(storage.join(out_dir, "log.csv"), os.path.join(local[name], "log.csv"))
+        plot_losses(local, os.path.join(tmp, "plot.png"))
+        storage.upload(os.path.join(tmp, "plot.png"), path)
 
 
 def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, tokens: int | None = None,
@@ -120,7 +150,7 @@ def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, toke
     `trainer.ablate_report.summarise`); prints the tables (always) and, unless `quiet`, training progress. A run
     directory that already holds the finished checkpoint of the same corpus is scored again without retraining."""
     from tokenizer import load as load_tokenizer
-    from trainer.ablate_report import compare, plot_losses, summarise, tables
+    from trainer.ablate_report import compare, summarise, tables
     from trainer.config import load_config
     from trainer.eval import heldout_docs, score_model
     from trainer.evalsets import load_sets, score_sets
@@ -141,7 +171,6 @@ def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, toke
         print(f"evaluation set {d['name']} ({d['domain']}): {d['documents']} documents, {d['bytes']:,} bytes scored, from {d['source']}")
     notes = [] if any(s.domain == "natural_language" for s in sets) else [
         "no natural-language evaluation set (--reference-text none): natural-language bits per byte not measured"]
-    os.makedirs(out_dir, exist_ok=True)
     data = {n: resolve_corpus(n, spec, out_dir, base.train.tokenizer) for n, spec in corpora}
     ref = heldout or names[0]
     if ref not in data:
@@ -157,7 +186,7 @@ def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, toke
         per_seed = []
         for k in range(seeds):
             seed = base.train.seed + k
-            run_dir = os.path.join(out_dir, name, f"seed-{seed}")
+            run_dir = storage.join(out_dir, name, f"seed-{seed}")
             overrides = common | {"train.data": [data[name]], "train.out_dir": run_dir, "train.seed": seed}
             if tokens:
                 overrides |= {"train.max_tokens": tokens, "train.max_steps": None}
@@ -177,17 +206,16 @@ def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, toke
             per_seed.append(r)
         summaries[name] = summarise(per_seed)
     md = tables(summaries, ref if docs else None)
-    plot = os.path.join(out_dir, "loss_curves.png")
-    plot_losses(runs, plot)
+    plot = storage.join(out_dir, "loss_curves.png")
+    _plot(runs, plot)
     first = summaries[names[0]]
-    with open(os.path.join(out_dir, "ablation.json"), "w", encoding="utf-8") as f:
-        json.dump({"corpora": dict(corpora), "train_config": train_config, "seeds": [base.train.seed + k for k in range(seeds)],
-                   "eval_sets": eval_sets, "notes": notes,
-                   "heldout": {"corpus": ref, "documents": len(docs), "independent": False},
-                   "results": summaries, "against_first": {n: compare(first, s) for n, s in summaries.items() if n != names[0]}},
-                  f, indent=1, default=str)
-    with open(os.path.join(out_dir, "ablation.md"), "w", encoding="utf-8") as f:
-        f.write(md + "\n" + "".join(f"\nnote: {n}" for n in notes) + "\n")
+    storage.write_text(storage.join(out_dir, "ablation.json"), json.dumps(
+        {"corpora": dict(corpora), "train_config": train_config, "seeds": [base.train.seed + k for k in range(seeds)],
+         "eval_sets": eval_sets, "notes": notes,
+         "heldout": {"corpus": ref, "documents": len(docs), "independent": False},
+         "results": summaries, "against_first": {n: compare(first, s) for n, s in summaries.items() if n != names[0]}},
+        indent=1, default=str))
+    storage.write_text(storage.join(out_dir, "ablation.md"), md + "\n" + "".join(f"\nnote: {n}" for n in notes) + "\n")
     print(md)
     for n in notes:
         print(f"note: {n}")
@@ -198,14 +226,12 @@ def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, toke
 def demo_ablation(run_dir: str, tokens: int = 16_384) -> dict:
     """The demo's tiny ablation: the recipe's final stage against its ingest stages' output (before filters
     and dedup), tiny config, a few thousand tokens each, a small HumanEval slice."""
-    from pipeline import storage
-
     recipe = storage.read_json(storage.join(run_dir, "recipe.json"))
     stages = recipe["stages"]
-    curated = os.path.join(run_dir, stages[-1]["name"])
-    raw = ",".join(os.path.join(run_dir, s["name"]) for s in stages if not s.get("input"))
+    curated = storage.join(run_dir, stages[-1]["name"])
+    raw = ",".join(storage.join(run_dir, s["name"]) for s in stages if not s.get("input"))
     config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "train", "tiny.yaml")
     print(f"\nablation: curated ({stages[-1]['name']}) vs raw (ingest stages), {tokens:,} tokens each")
-    return ablate([("curated", curated), ("raw", raw)], config, os.path.join(run_dir, "ablation"), tokens=tokens,
+    return ablate([("curated", curated), ("raw", raw)], config, storage.join(run_dir, "ablation"), tokens=tokens,
                   humaneval_limit=4, max_new_tokens=32, fim_samples=8, heldout_fraction=0.1, heldout_tokens=8192,
                   quiet=True, eval_docs=16, eval_bytes=1024)

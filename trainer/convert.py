@@ -6,16 +6,20 @@ state-dict copy. DeepSeek's released checkpoints store routed experts one by one
 A setting the installed transformers would compute differently is refused, never silently dropped; the
 settings transformers has no place for (training-only: balance losses, expert kernels; the `train:` section)
 travel in `codecurate.json` beside the weights, so a round trip gives back the same checkpoint config.
+Either side may be any `pipeline.storage` path: transformers reads and writes a node-local scratch directory,
+copied from / uploaded to the real one.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 
 import torch
 
+from pipeline import storage
 from trainer.model import DeepseekV2ForCausalLM, ModelConfig
 
 _SHARED_FIELDS = (
@@ -114,71 +118,73 @@ def from_hf(hf) -> DeepseekV2ForCausalLM:
 
 
 def save_hf(model: DeepseekV2ForCausalLM, out_dir: str) -> None:
-    """Write a directory `transformers.AutoModelForCausalLM.from_pretrained` loads."""
-    to_hf(model).save_pretrained(out_dir)
+    """Write a directory `transformers.AutoModelForCausalLM.from_pretrained` loads (any storage path)."""
+    with storage.scratch() as tmp:
+        to_hf(model).save_pretrained(tmp)
+        for name in sorted(os.listdir(tmp)):
+            storage.upload(os.path.join(tmp, name), storage.join(out_dir, name))
 
 
 def _is_checkpoint(path: str) -> bool:
-    return path.endswith(".pt") or os.path.exists(os.path.join(path, "ckpt.pt"))
+    return path.endswith(".pt") or storage.exists(storage.join(path, "ckpt.pt"))
 
 
 def _free(path: str, force: bool) -> None:
-    if os.path.exists(path) and not force and (not os.path.isdir(path) or os.listdir(path)):
+    if storage.exists(path) and not force and (not storage.isdir(path) or storage.ls(path)):
         raise FileExistsError(f"{path} exists (--force overwrites it)")
 
 
 def checkpoint_to_hf(source: str, out_dir: str) -> str:
     """A training checkpoint as a transformers directory, plus `codecurate.json` (its full config and step)."""
-    import json
+    from trainer.train import model_of, read_checkpoint
 
-    from trainer.train import load_model
-
-    model, cfg = load_model(source)
+    ck = read_checkpoint(source)
+    model, cfg = model_of(ck)
     check_representable(cfg.model)
     save_hf(model, out_dir)
-    ckpt = source if source.endswith(".pt") else os.path.join(source, "ckpt.pt")
-    step = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True).get("step", 0)
-    with open(os.path.join(out_dir, SIDECAR), "w", encoding="utf-8") as f:
-        json.dump({"config": cfg.to_dict(), "step": step}, f, indent=1)
+    step = ck.get("step", 0)
+    storage.write_text(storage.join(out_dir, SIDECAR), json.dumps({"config": cfg.to_dict(), "step": step}, indent=1))
     return f"wrote transformers directory {out_dir} (DeepseekV2ForCausalLM, step {step})"
 
 
 def hf_to_checkpoint(source: str, out: str) -> str:
     """A transformers DeepseekV2 directory as a checkpoint `codecurate eval`/`ablate` and this command load: the
     training config from `codecurate.json` when the directory has one, else defaults; weights only, no optimizer."""
-    import json
     from dataclasses import fields
 
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from trainer.config import Config
 
-    hf_config = AutoConfig.from_pretrained(source)
-    model_cfg = from_hf_config(hf_config)  # refuses other architectures before any weights load
-    check_representable(model_cfg)
-    saved = {"config": {}, "step": 0}
-    if os.path.exists(os.path.join(source, SIDECAR)):
-        with open(os.path.join(source, SIDECAR), encoding="utf-8") as f:
-            saved = json.load(f)
+    with storage.scratch() as tmp:
+        local = tmp if storage.is_remote(source) else source
+        if storage.is_remote(source):
+            for f in storage.find(source):
+                storage.download(f, os.path.join(tmp, f.rsplit("/", 1)[-1]))
+        hf_config = AutoConfig.from_pretrained(local)
+        model_cfg = from_hf_config(hf_config)  # refuses other architectures before any weights load
+        check_representable(model_cfg)
+        hf = AutoModelForCausalLM.from_pretrained(local, dtype=torch.float32).eval()
+    saved = storage.read_json(storage.join(source, SIDECAR), {"config": {}, "step": 0})
     derived = set(_SHARED_FIELDS) | {"rope_theta", "rope_scaling"}
     extra = {f.name: saved["config"]["model"][f.name] for f in fields(ModelConfig)
              if f.name not in derived and f.name in (saved["config"].get("model") or {})}
-    model = from_hf(AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval())
+    model = from_hf(hf)
     cfg = Config.from_dict({"model": model_cfg.to_dict() | extra, "train": saved["config"].get("train") or {}})
-    path = out if out.endswith(".pt") else os.path.join(out, "ckpt.pt")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    torch.save({"config": cfg.to_dict(), "step": saved.get("step", 0), "model": model.state_dict()}, path)
+    path = out if out.endswith(".pt") else storage.join(out, "ckpt.pt")
+    with storage.atomic_open(path, "wb") as f:
+        torch.save({"config": cfg.to_dict(), "step": saved.get("step", 0), "model": model.state_dict()}, f)
     return f"wrote checkpoint {path} (step {saved.get('step', 0)}, weights only)"
 
 
 def convert(source: str, output: str, force: bool = False) -> str:
     """`codecurate convert`: the direction follows the source (a checkpoint, or a directory with config.json)."""
-    if not os.path.exists(source):
+    if not storage.exists(source):
         raise FileNotFoundError(f"{source} does not exist")
     if _is_checkpoint(source):
         _free(output, force)
         return checkpoint_to_hf(source, output)
-    if os.path.exists(os.path.join(source, "config.json")):
-        _free(output if output.endswith(".pt") else os.path.join(output, "ckpt.pt"), force)
+    if storage.exists(storage.join(source, "config.json")):
+        _free(output if output.endswith(".pt") else storage.join(output, "ckpt.pt"), force)
         return hf_to_checkpoint(source, output)
     raise ValueError(f"{source}: neither a checkpoint (ckpt.pt) nor a transformers directory (config.json)")

@@ -7,10 +7,8 @@ metadata comes from the shards' parquet twin, row for row, so losses break down 
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import os
 import re
 from collections import defaultdict
 
@@ -18,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline import storage
 from trainer.data import doc_hash, find_shards, is_heldout, text_of
 from trainer.sandbox import run_program, run_python, unsandboxable
 
@@ -40,7 +39,10 @@ def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs:
     for prefix in find_shards(path):
         ds = IndexedDataset(prefix)
         text_file = text_of(prefix)
-        rows = pq.read_table(text_file).to_pylist() if text_file else None
+        rows = None
+        if text_file:
+            with storage.open_file(text_file, "rb") as f:
+                rows = pq.read_table(f).to_pylist()
         for i in range(len(ds)):
             toks = ds[i]
             if not toks.size or not is_heldout(doc_hash(toks, bos_id, eos_id), fraction):
@@ -136,8 +138,7 @@ def complete(model, tok, prompt: str, max_new_tokens: int, context: int, stop: t
 
 
 def _read_jsonl(path: str) -> list[dict]:
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with storage.open_file(path, "rt", encoding="utf-8", compression="gzip" if path.endswith(".gz") else None) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
@@ -184,9 +185,9 @@ def _language(rec: dict) -> str:
 
 
 def _jsonl_files(path: str) -> list[str]:
-    if not os.path.isdir(path):
+    if not storage.isdir(path):
         return [path]
-    return sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith((".jsonl", ".jsonl.gz")))
+    return [storage.join(path, f) for f in storage.ls(path) if f.endswith((".jsonl", ".jsonl.gz"))]
 
 
 def _native_pass_at_1(model, tok, lang: str, recs: list[dict], context: int, max_new_tokens: int, timeout: float) -> dict:

@@ -120,8 +120,8 @@ def reference_set(path: str | None) -> EvalSet:
 
     if not storage.exists(path):
         raise ValueError(f"--reference-text: {path} does not exist")
-    if os.path.isdir(path):
-        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.endswith((".txt", ".md")))
+    if storage.isdir(path):
+        files = storage.find(path, (".txt", ".md"))
     else:
         files = [path]
     items = []

@@ -4,18 +4,22 @@ AdamW (0.9, 0.95, wd 0.1 on matrices only), linear warmup then cosine to 10% of 
 or DeepSeekMath's step schedule, gradient clipping, bf16 autocast on GPU, DDP or FSDP2 under torchrun.
 Checkpoints hold model, optimizer and step; batches are a function of the step, so a resumed run continues
 with exactly the losses of an uninterrupted one. Logs go to `OUT/log.csv` and TensorBoard (`OUT/tb`).
+`OUT` may be any `pipeline.storage` path (s3://...): files are written whole and atomically (log.csv is
+rewritten, not appended; TensorBoard writes in node-local scratch and is uploaded at each checkpoint).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 
 import torch
 
+from pipeline import storage
 from trainer.config import Config, TrainConfig
 from trainer.model import DeepseekV2ForCausalLM, param_counts
 
@@ -98,10 +102,9 @@ def _state(model, optimizer):
 
 def save_checkpoint(path: str, cfg: Config, model, optimizer, step: int, dist: Dist) -> None:
     model_sd, optim_sd = _state(model, optimizer)
-    if dist.main:
-        tmp = path + ".tmp"
-        torch.save({"config": cfg.to_dict(), "step": step, "model": model_sd, "optimizer": optim_sd}, tmp)
-        os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
+    if dist.main:  # atomic: a kill mid-save leaves the previous checkpoint intact
+        with storage.atomic_open(path, "wb") as f:
+            torch.save({"config": cfg.to_dict(), "step": step, "model": model_sd, "optimizer": optim_sd}, f)
     if dist.world > 1:
         torch.distributed.barrier()
 
@@ -109,17 +112,26 @@ def save_checkpoint(path: str, cfg: Config, model, optimizer, step: int, dist: D
 def load_checkpoint(path: str, model, optimizer) -> int:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = read_checkpoint(path)
     set_state_dict(model, optimizer, model_state_dict=ck["model"], optim_state_dict=ck["optimizer"],
                    options=StateDictOptions(full_state_dict=True))
     return int(ck["step"])
 
 
+def read_checkpoint(checkpoint: str) -> dict:
+    """A checkpoint's contents (`OUT/ckpt.pt` or its directory, any storage path), on the CPU."""
+    if storage.isdir(checkpoint):
+        checkpoint = storage.join(checkpoint, "ckpt.pt")
+    with storage.local_copy(checkpoint) as local:  # remote: one whole download, not many range reads
+        return torch.load(local, map_location="cpu", weights_only=False)
+
+
 def load_model(checkpoint: str, device: str | torch.device = "cpu") -> tuple[DeepseekV2ForCausalLM, Config]:
     """The model of a training checkpoint (`OUT/ckpt.pt` or its directory), in eval mode."""
-    if os.path.isdir(checkpoint):
-        checkpoint = os.path.join(checkpoint, "ckpt.pt")
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return model_of(read_checkpoint(checkpoint), device)
+
+
+def model_of(ck: dict, device: str | torch.device = "cpu") -> tuple[DeepseekV2ForCausalLM, Config]:
     cfg = Config.from_dict(ck["config"])
     model = DeepseekV2ForCausalLM(cfg.model)
     model.load_state_dict(ck["model"])
@@ -137,40 +149,64 @@ def _load_stats(model: DeepseekV2ForCausalLM) -> tuple[float, float]:
 
 
 class Logger:
+    """`OUT/log.csv` (kept in memory, rewritten whole at each log step: object stores cannot append) and
+    TensorBoard events (`OUT/tb`; for a remote OUT written in scratch and uploaded by `sync`)."""
+
     def __init__(self, out_dir: str, resume_step: int, enabled: bool):
         self.enabled = enabled
-        self.path = os.path.join(out_dir, "log.csv")
-        self.tb = None
+        self.path = storage.join(out_dir, "log.csv")
+        self.tb_dir = storage.join(out_dir, "tb")
+        self.tb = self.local_tb = None
+        self.scratch = ExitStack()
+        self.rows: list[dict] = []
         if not enabled:
             return
-        rows = []
-        if resume_step and os.path.exists(self.path):  # drop rows written after the checkpoint we resume from
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        with open(self.path, "w", newline="") as f:
-            w = csv.DictWriter(f, LOG_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
+        if resume_step and storage.exists(self.path):  # drop rows written after the checkpoint we resume from
+            with storage.open_file(self.path, "r", newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        self._write_csv()
         try:
             from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(os.path.join(out_dir, "tb"), purge_step=resume_step + 1 if resume_step else None)
         except ImportError:
             print("tensorboard is not installed: logging to log.csv only")
+            return
+        tb = self.tb_dir
+        if storage.is_remote(out_dir):
+            tb = self.local_tb = self.scratch.enter_context(storage.scratch("codecurate-tb-"))
+            for f in storage.glob(storage.join(self.tb_dir, "*")) if resume_step else []:
+                storage.download(f, os.path.join(tb, f.rsplit("/", 1)[-1]))
+        self.tb = SummaryWriter(tb, purge_step=resume_step + 1 if resume_step else None)
+
+    def _write_csv(self) -> None:
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, LOG_FIELDS)
+        w.writeheader()
+        w.writerows(self.rows)
+        storage.write_text(self.path, buf.getvalue())
 
     def log(self, row: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writerow(row)
+        self.rows.append(row)
+        self._write_csv()
         if self.tb:
             for k, v in row.items():
                 if k != "step" and v is not None and not (isinstance(v, float) and math.isnan(v)):
                     self.tb.add_scalar(f"train/{k}", v, row["step"])
 
+    def sync(self) -> None:
+        """Upload the scratch TensorBoard files of a remote OUT (a no-op for a local one)."""
+        if not self.local_tb:
+            return
+        self.tb.flush()
+        for name in sorted(os.listdir(self.local_tb)):
+            storage.upload(os.path.join(self.local_tb, name), storage.join(self.tb_dir, name))
+
     def close(self) -> None:
         if self.tb:
+            self.sync()
             self.tb.close()
+        self.scratch.close()
 
 
 def train(cfg: Config, stop_at: int | None = None, quiet: bool = False) -> dict:
@@ -180,7 +216,6 @@ def train(cfg: Config, stop_at: int | None = None, quiet: bool = False) -> dict:
     t = cfg.train
     dist = Dist()
     torch.manual_seed(t.seed)
-    os.makedirs(t.out_dir, exist_ok=True)
     prefixes = [p for d in t.data for p in find_shards(d)]
     corpus = PackedCorpus(prefixes, cfg.model.bos_token_id, cfg.model.eos_token_id, t.heldout_fraction, seed=t.seed)
     model = DeepseekV2ForCausalLM(cfg.model).to(dist.device)
@@ -199,8 +234,8 @@ def train(cfg: Config, stop_at: int | None = None, quiet: bool = False) -> dict:
     if t.compile:
         wrapped = torch.compile(wrapped)
     optimizer = make_optimizer(wrapped, t)
-    ckpt = os.path.join(t.out_dir, "ckpt.pt")
-    step = load_checkpoint(ckpt, wrapped, optimizer) if os.path.exists(ckpt) else 0
+    ckpt = storage.join(t.out_dir, "ckpt.pt")
+    step = load_checkpoint(ckpt, wrapped, optimizer) if storage.exists(ckpt) else 0
     if step:
         say(f"resumed from {ckpt} at step {step}")
     logger = Logger(t.out_dir, step, dist.main)
@@ -209,47 +244,50 @@ def train(cfg: Config, stop_at: int | None = None, quiet: bool = False) -> dict:
     wrapped.train()
     tick, window_tokens = time.perf_counter(), 0
     result = {"steps": steps, "loss": None}
-    while step < last:
-        lr = lr_at(step, steps, t)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        loss_sum = aux_sum = 0.0
-        for micro in range(t.grad_accum):
-            first = ((step * t.grad_accum + micro) * dist.world + dist.rank) * t.batch_size
-            batch = torch.from_numpy(corpus.batch(first, t.batch_size, t.seq_len)).to(dist.device)
-            sync = micro == t.grad_accum - 1 or dist.world == 1 or t.parallel != "ddp"
-            with (nullcontext() if sync else wrapped.no_sync()), autocast:
-                out = wrapped(batch[:, :-1], labels=batch[:, 1:])
-                loss = (out.loss + out.aux_loss) / t.grad_accum
-            loss.backward()
-            loss_sum += out.loss.item() / t.grad_accum
-            aux_sum += out.aux_loss.item() / t.grad_accum
-        grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), t.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        window_tokens += t.global_batch_tokens(dist.world)
-        if dist.world > 1:
-            stats = torch.tensor([loss_sum, aux_sum], device=dist.device)
-            torch.distributed.all_reduce(stats, op=torch.distributed.ReduceOp.AVG)
-            loss_sum, aux_sum = stats.tolist()
-        result["loss"] = loss_sum
-        if step % t.log_every == 0 or step == last:
-            if dist.device.type == "cuda":
-                torch.cuda.synchronize()
-            elapsed = time.perf_counter() - tick
-            tps = window_tokens / elapsed
-            load_max, load_cv = _load_stats(model)
-            mfu = tps / dist.world * fpt / peak if peak else None
-            logger.log({"step": step, "tokens": step * t.global_batch_tokens(dist.world), "loss": round(loss_sum, 6),
-                        "aux_loss": round(aux_sum, 6), "lr": lr, "grad_norm": round(float(grad_norm), 6),
-                        "tokens_per_s": round(tps, 1), "expert_load_max": round(load_max, 4),
-                        "expert_load_cv": round(load_cv, 4), "mfu": None if mfu is None else round(mfu, 4)})
-            say(f"step {step}/{steps} loss {loss_sum:.4f} aux {aux_sum:.4f} lr {lr:.2e} {tps:,.0f} tok/s"
-                + (f" mfu {mfu:.1%}" if mfu is not None else ""))
-            tick, window_tokens = time.perf_counter(), 0
-        if step % t.ckpt_every == 0 or step == last:
-            save_checkpoint(ckpt, cfg, wrapped, optimizer, step, dist)
-    logger.close()
+    try:  # the logger's scratch (remote OUT) is removed even when training fails
+        while step < last:
+            lr = lr_at(step, steps, t)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            loss_sum = aux_sum = 0.0
+            for micro in range(t.grad_accum):
+                first = ((step * t.grad_accum + micro) * dist.world + dist.rank) * t.batch_size
+                batch = torch.from_numpy(corpus.batch(first, t.batch_size, t.seq_len)).to(dist.device)
+                sync = micro == t.grad_accum - 1 or dist.world == 1 or t.parallel != "ddp"
+                with (nullcontext() if sync else wrapped.no_sync()), autocast:
+                    out = wrapped(batch[:, :-1], labels=batch[:, 1:])
+                    loss = (out.loss + out.aux_loss) / t.grad_accum
+                loss.backward()
+                loss_sum += out.loss.item() / t.grad_accum
+                aux_sum += out.aux_loss.item() / t.grad_accum
+            grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), t.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window_tokens += t.global_batch_tokens(dist.world)
+            if dist.world > 1:
+                stats = torch.tensor([loss_sum, aux_sum], device=dist.device)
+                torch.distributed.all_reduce(stats, op=torch.distributed.ReduceOp.AVG)
+                loss_sum, aux_sum = stats.tolist()
+            result["loss"] = loss_sum
+            if step % t.log_every == 0 or step == last:
+                if dist.device.type == "cuda":
+                    torch.cuda.synchronize()
+                elapsed = time.perf_counter() - tick
+                tps = window_tokens / elapsed
+                load_max, load_cv = _load_stats(model)
+                mfu = tps / dist.world * fpt / peak if peak else None
+                logger.log({"step": step, "tokens": step * t.global_batch_tokens(dist.world), "loss": round(loss_sum, 6),
+                            "aux_loss": round(aux_sum, 6), "lr": lr, "grad_norm": round(float(grad_norm), 6),
+                            "tokens_per_s": round(tps, 1), "expert_load_max": round(load_max, 4),
+                            "expert_load_cv": round(load_cv, 4), "mfu": None if mfu is None else round(mfu, 4)})
+                say(f"step {step}/{steps} loss {loss_sum:.4f} aux {aux_sum:.4f} lr {lr:.2e} {tps:,.0f} tok/s"
+                    + (f" mfu {mfu:.1%}" if mfu is not None else ""))
+                tick, window_tokens = time.perf_counter(), 0
+            if step % t.ckpt_every == 0 or step == last:
+                save_checkpoint(ckpt, cfg, wrapped, optimizer, step, dist)
+                logger.sync()
+    finally:
+        logger.close()
     result["step"] = step
     return result
