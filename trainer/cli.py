@@ -64,8 +64,9 @@ def cmd_eval(args) -> int:
         return 2
     text = json.dumps(res, indent=1, default=str)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        from pipeline import storage
+
+        storage.write_text(args.output, text + "\n")
     print(text)
     return 0
 

@@ -68,8 +68,9 @@ class Config:
 
 
 def load_config(path: str, overrides: dict | None = None) -> Config:
-    with open(path, encoding="utf-8") as f:
-        d = yaml.safe_load(f) or {}
+    from pipeline import storage
+
+    d = yaml.safe_load(storage.read_bytes(path).decode("utf-8")) or {}
     for key, value in (overrides or {}).items():  # "train.max_tokens": 1000
         section, _, name = key.partition(".")
         d.setdefault(section, {})[name] = value
