@@ -132,8 +132,11 @@ class Runner:
                 fs.rm(p, recursive=True)
 
     def run(self, only: list[str] | None = None) -> RunResult:
+        with storage.configured(self.recipe.storage_options) as env:
+            return self._run(only, env)
+
+    def _run(self, only: list[str] | None, env: dict[str, str]) -> RunResult:
         quiet_console()
-        env = storage.configure(self.recipe.storage_options)
         order = self.recipe.order()
         if only:
             unknown = [n for n in only if n not in {s.name for s in order}]

@@ -63,6 +63,26 @@ def configure(options: dict[str, dict[str, Any]] | None) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def configured(options: dict[str, dict[str, Any]] | None) -> Iterator[dict[str, str]]:
+    """`configure(options)` for the length of a run, then the process's settings as they were."""
+    conf = {k: dict(v) for k, v in fsspec.config.conf.items()}
+    names = [f"FSSPEC_{p.upper()}" for p in (options or {})]
+    env_before = {n: os.environ.get(n) for n in names}
+    try:
+        yield configure(options)
+    finally:
+        if options:
+            fsspec.config.conf.clear()
+            fsspec.config.conf.update(conf)
+            for n, v in env_before.items():
+                if v is None:
+                    os.environ.pop(n, None)
+                else:
+                    os.environ[n] = v
+            fsspec.AbstractFileSystem.clear_instance_cache()
+
+
 def join(base: str, *parts: str) -> str:
     if "://" in base:
         return posixpath.join(base, *parts)

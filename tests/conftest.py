@@ -36,6 +36,23 @@ def read_stage(run_dir, stage: str) -> list:
     return docs
 
 
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server on 127.0.0.1 with a bucket `data`: {endpoint, client, options} (options: a
+    recipe's `storage_options`)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1")
+    client.create_bucket(Bucket="data")
+    yield {"endpoint": endpoint, "client": client, "options": {"s3": {"endpoint_url": endpoint, "key": "k", "secret": "s"}}}
+    server.stop()
+
+
 @pytest.fixture
 def run_recipe(tmp_path):
     """`run_recipe(stages, executor="local", workers=2, seed=0, run_dir=None) -> run_dir`."""

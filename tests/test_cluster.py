@@ -22,23 +22,6 @@ SECRET = "s3cr3t-Value-That-Must-Not-Leak"
 OUTPUTS = (".parquet", ".bin", ".idx")
 
 
-@pytest.fixture(scope="module")
-def s3():
-    """moto's S3 server on 127.0.0.1 and a bucket; yields (endpoint, boto3 client)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="AKIATEST", aws_secret_access_key=SECRET)
-    client.create_bucket(Bucket="runs")
-    yield endpoint, client
-    server.stop()
-
-
 def demo_recipe(sample: Path, run_dir: str, endpoint: str | None = None) -> dict:
     """configs/demo.yaml reading the sample from one local path (so metadata paths match) into `run_dir`."""
     r = yaml.safe_load(DEMO_RECIPE.read_text().replace("${run_dir}/_sample", str(sample)))
@@ -67,7 +50,8 @@ def is_output(rel: str) -> bool:
 def cluster_run(tmp_path_factory, s3):
     from ray.cluster_utils import Cluster
 
-    endpoint, client = s3
+    endpoint, client = s3["endpoint"], s3["client"]
+    client.create_bucket(Bucket="runs")
     base = tmp_path_factory.mktemp("cluster")
     sample = base / "sample"
     build_sample(sample, _demo_seed())

@@ -41,21 +41,6 @@ def texts(run_dir, stage: str) -> list[str]:
     return [d.text for d in read_stage(run_dir, stage)]
 
 
-@pytest.fixture(scope="module")
-def s3():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1")
-    client.create_bucket(Bucket="data")
-    yield {"endpoint": endpoint, "client": client, "options": {"s3": {"endpoint_url": endpoint, "key": "k", "secret": "s"}}}
-    server.stop()
-
-
 def upload_tree(client, root: Path, prefix: str) -> None:
     for f in sorted(root.rglob("*")):
         if f.is_file():
@@ -68,7 +53,8 @@ def test_repository_dirs_and_globs_on_s3_read_like_local_ones(s3, tmp_path):
     local = run([{"name": "f", "kind": "github_files", "paths": [str(repos)]}], tmp_path / "local")
     remote = run([{"name": "f", "kind": "github_files", "paths": ["s3://data/repos"]}], "s3://data/runs/remote",
                  storage_options=s3["options"])
-    a, b = read_stage(local, "f"), read_stage(remote, "f")
+    with storage.configured(s3["options"]):  # a run leaves the process's storage settings as they were
+        a, b = read_stage(local, "f"), read_stage(remote, "f")
     assert [(d.id, d.text) for d in a] == [(d.id, d.text) for d in b] and len(a) == 12
 
 

@@ -14,7 +14,6 @@ import torch
 
 from pipeline import storage
 from pipeline.cli import main
-from tests.test_storage import s3  # noqa: F401  (a fixture: moto S3 on 127.0.0.1)
 from tests.test_trainer_ablate import code_doc, tiny_config, web_doc, write_stage  # noqa: F401  (tiny_config: a fixture)
 from tests.test_trainer_train import config_file, losses, shards  # noqa: F401  (shards: a fixture)
 from trainer.config import load_config
@@ -22,7 +21,7 @@ from trainer.train import load_model, train
 
 
 @pytest.fixture
-def bucket(s3):  # noqa: F811
+def bucket(s3):
     """The moto bucket `data`, with its endpoint and credentials set for this process as a user's recipe would."""
     env = storage.configure(s3["options"])
     yield s3["client"]
