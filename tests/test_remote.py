@@ -114,3 +114,23 @@ def test_resumable_stream_reads_whole_file_across_cuts(flaky):
     with pytest.raises(TransientError) as e, ResumableStream(f"{base}/dead/c.warc.gz", Retry(retries=2, sleep=waits.append)) as f:
         f.read()
     assert e.value.reason == "fetch_stream_cut"
+
+
+def test_an_archive_cut_mid_download_is_read_whole_not_counted_corrupt(flaky, tmp_path):
+    import zipfile
+
+    base, root, log = flaky
+    with zipfile.ZipFile(root / "proj.zip", "w") as z:
+        for i in range(40):
+            z.writestr(f"proj/src/m{i}.py", f"def f{i}():\n    return {i}\n" * 20)
+
+    def files(paths, run_dir):
+        recipe = parse_recipe({"name": "t", "run_dir": str(run_dir), "executor": "local", "retries": 0,
+                               "stages": [{"name": "g", "kind": "github_files", "archives": paths}]})
+        Runner(recipe, workers=1, progress=False).run()
+        return [(d.id, d.text) for d in read_stage(run_dir, "g")]
+
+    local = files([str(root / "proj.zip")], tmp_path / "local")
+    assert len(local) == 40
+    assert files([f"{base}/cut/proj.zip"], tmp_path / "remote") == local
+    assert [r for p, r, _ in log if p == "/cut/proj.zip"][1].startswith("bytes=")

@@ -12,6 +12,7 @@ files of a repository land in the same output shard, which repo-level documents 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from loguru import logger
 
 from langs import tag
 from pipeline import storage
+from pipeline.remote import open_stream
 from pipeline.github import license as licenses
 from pipeline.github.clone import CloneOptions, clone_repo
 from pipeline.github.sources import (
@@ -208,8 +210,8 @@ class RepoFileReader(Step):
                 if u.kind == "archive" and "://" not in u.ref and not os.path.isfile(u.ref):
                     self._fail_repo(u.ref, "special", "not a regular file")
                     continue
-                if u.kind == "dir" and storage.is_remote(u.ref):
-                    yield from self._remote_dir(u, extra)
+                if u.kind in ("dir", "archive") and storage.is_remote(u.ref):
+                    yield from (self._remote_dir if u.kind == "dir" else self._remote_archive)(u, extra)
                     continue
                 if u.kind == "dir":
                     listing = list_directory(u.ref)
@@ -242,6 +244,26 @@ class RepoFileReader(Step):
             local = os.path.join(tmp, name)
             fs.get(p.rstrip("/") + "/", local, recursive=True)
             listing = list_directory(local, name=name)
+            listing.extra = {**extra, **listing.extra}
+            yield from self._repo(listing)
+
+    def _remote_archive(self, u: Unit, extra: dict) -> Iterator[Document]:
+        """A remote archive, downloaded whole to node-local scratch through a retrying, resuming stream
+        (so a network fault fails the task instead of reading as a corrupt archive), then read there."""
+        name = u.ref.rstrip("/").rsplit("/", 1)[-1]
+        with storage.scratch() as tmp:
+            local = os.path.join(tmp, name)
+            try:
+                with open_stream(u.ref) as src, open(local, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+            except FileNotFoundError as e:
+                self._fail_repo(u.ref, "not_found", str(e))
+                return
+            try:
+                listing = list_archive(local)
+            except ArchiveError as e:
+                self._fail_repo(u.ref, "archive_corrupt", str(e), os.path.getsize(local))
+                return
             listing.extra = {**extra, **listing.extra}
             yield from self._repo(listing)
 
