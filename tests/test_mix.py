@@ -12,7 +12,6 @@ from datatrove.data import Document
 from pipeline import registry, storage
 from pipeline.github.repo_docs import build_document
 from pipeline.mixing import mixplan, split
-from pipeline.mixing.mix import categorize
 from pipeline.stage import StageSpec
 from pipeline.steps import Step
 from conftest import read_stage
