@@ -40,7 +40,10 @@ from pipeline import documents, storage
 from classifiers.model import Hyper, TrainError, train
 from classifiers.pages import normalize_prefix, page_domain, page_prefixes, read_pages, read_prefix_list, under
 
-CSV_COLUMNS = ["target", "domain", "prefix", "depth", "pages", "recalled", "recalled_fraction", "sample_titles", "suggested", "label"]
+CSV_COLUMNS = [
+    "target", "domain", "prefix", "depth", "pages", "recalled", "recalled_fraction", "confident", "confident_fraction",
+    "sample_titles", "suggested", "label",
+]
 LABELS = ("yes", "no")
 
 
@@ -65,10 +68,15 @@ class LoopConfig:
     hyper: dict = field(default_factory=dict)
     seed: int = 0
     negatives_per_positive: float = 1.0
+    min_negatives: int = 300
     max_negatives: int = 500_000
-    heldout: float = 0.1
+    heldout: float = 0.2
+    min_auc: float = 0.7
+    min_recall: float = 0.5
     domain_threshold: float = 0.1
-    accept_threshold: float = 0.5
+    accept_threshold: float = 0.8
+    confident_score: float = 0.9
+    min_seed_agreement: float = 0.8
     prefix_depth: int = 3
     min_prefix_pages: int = 2
     auto_annotate: bool = False
@@ -121,12 +129,15 @@ def _check_config(cfg: LoopConfig) -> None:
 
 
 def train_round(cfg: LoopConfig, k: int) -> dict:
-    """Build seed_k for every target, refuse empty seeds, train the models; returns seed.json."""
+    """Build seed_k for every target, refuse empty seeds, train the models, check them on their
+    held-out pages; returns seed.json."""
     from pipeline.io import ShardReader
 
     _check_config(cfg)
     prev = storage.read_json(storage.join(cfg.round_dir(k - 1), "seed.json"), {}) if k > 1 else {}
-    grown, accepted = grow_seed(cfg, k - 1) if k > 1 else ({t: [] for t in cfg.names}, {t: [] for t in cfg.names})
+    growth = grow_seed(cfg, k - 1) if k > 1 else {t: Growth() for t in cfg.names}
+    # pages the previous round recalled are not sampled as negatives (they are likely positives)
+    not_negative = recalled_ids(cfg.round_dir(k - 1)) if k > 1 else {}
     file_pages: dict[str, list[dict]] = {}
     prefixes: dict[str, list[str]] = {}
     pool_ids: dict[str, set[str]] = {}
@@ -140,7 +151,7 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
             else:
                 file_pages[t] += list(read_pages(s))
         before = set(prev.get(t, {}).get("pool_ids", []))
-        pool_ids[t] = before | set(grown[t])
+        pool_ids[t] = before | set(growth[t].ids)
         joined[t] = len(pool_ids[t]) - len(before)
 
     positives: dict[str, list[dict]] = {t: [] for t in cfg.names}
@@ -159,7 +170,7 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
                         positives[t].append(page)
                         pool_ids[t].add(page["id"])
                         from_prefixes[t] += 1
-                    else:
+                    elif page["id"] not in not_negative.get(t, ()):
                         h = _h(cfg.seed, page["id"]) if h is None else h
                         item = (-h, page["id"], page)
                         if len(heaps[t]) < cfg.max_negatives:
@@ -178,23 +189,41 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
     for t in cfg.names:
         pos = file_pages[t] + positives[t]
         cands = sorted(heaps[t], key=lambda it: (-it[0], it[1]))
-        n_neg = min(len(cands), max(1, round(cfg.negatives_per_positive * len(pos))))
-        neg = [it[2] for it in cands[:n_neg]]
+        want = max(cfg.min_negatives, round(cfg.negatives_per_positive * len(pos)))
+        neg = [it[2] for it in cands[: min(len(cands), want)]]
         seed_info[t] = {
             "size": len(pos),
             "from_files": len(file_pages[t]),
             "from_prefixes": from_prefixes[t],
             "grown": joined[t],
-            "accepted_prefixes": accepted[t],
+            "accepted_prefixes": growth[t].accepted,
+            "purity_proxy": growth[t].proxy,
+            "growth_stopped": growth[t].stopped or prev.get(t, {}).get("growth_stopped"),
             "negatives": len(neg),
             "pool_ids": sorted(pool_ids[t]),
         }
-        train(
+        meta = train(
             pos, neg, cfg.model_dir(k, t), tokenizer=cfg.tokenizer, hyper=hyper, heldout=cfg.heldout,
-            threshold=cfg.target(t).threshold, target=t, round=k,
+            threshold=cfg.target(t).threshold, target=t, round=k, clean_negatives=True,
         )
+        check_model(cfg, t, k, meta)
     storage.write_json(storage.join(cfg.round_dir(k), "seed.json"), seed_info)
     return seed_info
+
+
+def check_model(cfg: LoopConfig, target: str, k: int, meta: dict) -> None:
+    """Stop the loop (one line) when a round's model does poorly on its held-out seed pages,
+    instead of scoring the pool with a model that learned nothing."""
+    m = meta["metrics"]["heldout"]
+    n, npos = m["n"], m["positives"]
+    for key, floor in (("auc", cfg.min_auc), ("recall", cfg.min_recall)):
+        got = m[key]
+        if got is not None and got < floor:
+            raise TrainError(
+                f"target {target!r} round {k}: held-out {key} {got:.3f} is below min_{key} {floor} "
+                f"({npos} seed and {n - npos} negative pages held out, {meta['data']['positives']['count']} seed pages); "
+                f"add seed pages, or check that they are {target} pages"
+            )
 
 
 # ---- annotations ---------------------------------------------------------------------------
@@ -248,16 +277,63 @@ def read_scores(cfg: LoopConfig, k: int) -> pa.Table:
     return pa.concat_tables(tables) if tables else pa.table({})
 
 
-def grow_seed(cfg: LoopConfig, k: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Pages under round k's accepted prefixes that round k did not recall: (ids, accepted prefixes) per target."""
+@dataclass
+class Growth:
+    """What round k's annotations add to a target's seed in round k+1."""
+
+    ids: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    proxy: dict | None = None
+    stopped: str | None = None
+
+
+def _share(ids: list[str], scores: dict[str, float], cut: float) -> float | None:
+    return round(sum(1 for i in ids if scores.get(i, 0.0) >= cut) / len(ids), 6) if ids else None
+
+
+def grow_seed(cfg: LoopConfig, k: int) -> dict[str, Growth]:
+    """The pages joining each target's seed from round k's accepted prefixes, with seed-purity proxies.
+
+    Auto mode holds them to the recall's own standard, with confidence: pages under an accepted
+    prefix that round k scored at least `confident_score` (and above its cutoff), never every page
+    under a host. Manual mode keeps DeepSeekMath's rule: the user vouched for the prefix, so its
+    pages that round k did not recall join. Proxies: the share of joining pages that round k's
+    model and the first round's model (trained on the seed files alone) recall. In auto mode, when
+    the first-round agreement falls below `min_seed_agreement`, the seed stops growing from then on.
+    """
     accepted = read_annotations(cfg, k)
     cut = storage.read_json(storage.join(cfg.round_dir(k), "cutoffs.json"), {})
+    cut1 = storage.read_json(storage.join(cfg.round_dir(1), "cutoffs.json"), {})
+    seed = storage.read_json(storage.join(cfg.round_dir(k), "seed.json"), {})
     rows = read_scores(cfg, k).to_pylist()
-    grown: dict[str, list[str]] = {}
+    first = rows if k == 1 else read_scores(cfg, 1).to_pylist()
+    out: dict[str, Growth] = {}
     for t in cfg.names:
-        pre = accepted[t]
-        grown[t] = sorted(r["id"] for r in rows if pre and r[f"score.{t}"] < cut[t] and under(r, pre, cfg.group_by))
-    return grown, accepted
+        pre, key = accepted[t], f"score.{t}"
+        g = out[t] = Growth(accepted=pre, stopped=seed.get(t, {}).get("growth_stopped"))
+        if g.stopped or not pre:
+            continue
+        have = set(seed.get(t, {}).get("pool_ids", []))
+        if cfg.auto_annotate:
+            bar = max(cut[t], cfg.confident_score)
+            new = [r["id"] for r in rows if r[key] >= bar and r["id"] not in have and under(r, pre, cfg.group_by)]
+        else:
+            new = [r["id"] for r in rows if r[key] < cut[t] and r["id"] not in have and under(r, pre, cfg.group_by)]
+        new.sort()
+        g.proxy = {
+            "joining": len(new),
+            "previous_model": _share(new, {r["id"]: r[key] for r in rows}, cut[t]),
+            "first_model": _share(new, {r["id"]: r[key] for r in first}, cut1[t]),
+        }
+        agree = g.proxy["first_model"]
+        if cfg.auto_annotate and agree is not None and agree < cfg.min_seed_agreement:
+            g.stopped = (
+                f"round {k + 1}: {agree:.2f} of the {len(new)} pages that would join are recalled by the first round's model "
+                f"(min_seed_agreement {cfg.min_seed_agreement}); the seed stops growing"
+            )
+        else:
+            g.ids = new
+    return out
 
 
 # ---- round k: analysis ---------------------------------------------------------------------
@@ -293,6 +369,7 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
         cut = cutoffs[t] = _cutoff([r[key] for r in rows], [r["tokens"] for r in rows], tc)
         rec = [r for r in rows if r[key] >= cut]
         rec_ids = {r["id"] for r in rec}
+        sure = max(cut, cfg.confident_score)
         recalled_rows += [{"target": t, "id": r["id"], "score": r[key]} for r in rec]
         per_domain: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for r in rows:
@@ -307,8 +384,9 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
             if dom not in related:
                 continue
             for depth, p in page_prefixes(r, cfg.group_by, cfg.prefix_depth):
-                e = prefixes.setdefault(p, {"domain": dom, "depth": depth, "pages": 0, "recalled": 0, "titles": []})
+                e = prefixes.setdefault(p, {"domain": dom, "depth": depth, "pages": 0, "recalled": 0, "confident": 0, "titles": []})
                 e["pages"] += 1
+                e["confident"] += r[key] >= sure
                 if r["id"] in rec_ids:
                     e["recalled"] += 1
                     if len(e["titles"]) < 3 and r["title"]:
@@ -317,13 +395,14 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
         for p, e in sorted(prefixes.items(), key=lambda x: (x[1]["domain"], x[0])):
             if e["pages"] < cfg.min_prefix_pages:
                 continue
-            frac = e["recalled"] / e["pages"]
-            sug = "yes" if frac >= cfg.accept_threshold else "no"
+            frac, conf = e["recalled"] / e["pages"], e["confident"] / e["pages"]
+            sug = "yes" if conf >= cfg.accept_threshold else "no"
             if sug == "yes":
                 suggested_yes.append(p)
             csv_rows.append({
                 "target": t, "domain": e["domain"], "prefix": p, "depth": e["depth"], "pages": e["pages"],
-                "recalled": e["recalled"], "recalled_fraction": f"{frac:.4f}", "sample_titles": " | ".join(e["titles"]),
+                "recalled": e["recalled"], "recalled_fraction": f"{frac:.4f}",
+                "confident": e["confident"], "confident_fraction": f"{conf:.4f}", "sample_titles": " | ".join(e["titles"]),
                 "suggested": sug, "label": sug if cfg.auto_annotate else "",
             })
         prev_t = prev_report.get("targets", {}).get(t, {})
@@ -335,6 +414,8 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
             "seed_size": si.get("size", 0),
             "seed_grown": si.get("grown", 0),
             "accepted_prefixes": si.get("accepted_prefixes", []),
+            "seed_purity_proxy": si.get("purity_proxy"),
+            "seed_growth_stopped": si.get("growth_stopped"),
             "negatives": si.get("negatives", 0),
             "pages_scored": len(rows),
             "pages_recalled": len(rec),
