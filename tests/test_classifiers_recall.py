@@ -17,7 +17,8 @@ from classifier_pool import pool_docs, write_pool, write_seed  # noqa: E402
 from conftest import read_stage  # noqa: E402
 
 from classifiers import loop  # noqa: E402
-from classifiers.loop import AnnotationError  # noqa: E402
+from classifiers import annotate  # noqa: E402
+from classifiers.annotate import AnnotationError  # noqa: E402
 from pipeline.recipe import parse_recipe  # noqa: E402
 from pipeline.runner import Runner, RunError, stage_hash  # noqa: E402
 from pipeline.stage import StageContext  # noqa: E402
@@ -150,20 +151,20 @@ def test_growth_stops_when_the_purity_proxy_drops(auto_run, tmp_path):
     seed2 = json.loads((rd / "round_2" / "seed.json").read_text())
     grown = sorted(set(seed2["code"]["pool_ids"]) - set(json.loads((rd / "round_1" / "seed.json").read_text())["code"]["pool_ids"]))
     assert grown
-    assert loop.grow_seed(cfg, 2)["code"].stopped is None
+    assert annotate.grow_seed(cfg, 2)["code"].stopped is None
     # round 2's grown pages would join again; the first round's model (cutoff raised) recalls none of them
     seed2["code"]["pool_ids"] = sorted(set(seed2["code"]["pool_ids"]) - set(grown))
     (rd / "round_2" / "seed.json").write_text(json.dumps(seed2))
     cut1 = json.loads((rd / "round_1" / "cutoffs.json").read_text())
     (rd / "round_1" / "cutoffs.json").write_text(json.dumps({**cut1, "code": 1.5}))
-    g = loop.grow_seed(cfg, 2)["code"]
+    g = annotate.grow_seed(cfg, 2)["code"]
     assert g.ids == [] and g.proxy == {"joining": len(grown), "previous_model": 1.0, "first_model": 0.0}
     assert g.stopped == (f"round 3: 0.00 of the {len(grown)} pages that would join are recalled by the first round's model "
                          f"(min_seed_agreement 0.8); the seed stops growing")
     seed2["code"]["growth_stopped"] = g.stopped  # once stopped, later rounds add nothing
     (rd / "round_2" / "seed.json").write_text(json.dumps(seed2))
     (rd / "round_1" / "cutoffs.json").write_text(json.dumps(cut1))
-    assert loop.grow_seed(cfg, 2)["code"].ids == []
+    assert annotate.grow_seed(cfg, 2)["code"].ids == []
 
 
 def test_round_metrics_match_the_files(auto_run):
@@ -238,7 +239,7 @@ def test_manual_annotation_errors_then_continue(tmp_path, capsys):
     cfg = loop_cfg(recipe)
 
     with pytest.raises(AnnotationError, match=r"round_1\.csv: \d+ row\(s\) have no label"):
-        loop.read_annotations(cfg, 1)
+        annotate.read_annotations(cfg, 1)
     # the CLI says the same in one line (the recall stage fails) and trains nothing
     capsys.readouterr()
     assert _cli("recall", "run", str(recipe_path), "--rounds", "2", "--quiet") == 1
@@ -252,7 +253,7 @@ def test_manual_annotation_errors_then_continue(tmp_path, capsys):
 
     _rewrite(ann, bad_label)
     with pytest.raises(AnnotationError, match=r"round_1\.csv: line 2: label must be yes or no, got 'maybe'"):
-        loop.read_annotations(cfg, 1)
+        annotate.read_annotations(cfg, 1)
 
     def unknown_prefix(rs):
         rs[0]["label"] = "yes"
@@ -260,7 +261,7 @@ def test_manual_annotation_errors_then_continue(tmp_path, capsys):
 
     _rewrite(ann, unknown_prefix)
     with pytest.raises(AnnotationError, match=r"line 3: unknown prefix 'nowhere.example/' for target '\w+' \(not a candidate of round 1\)"):
-        loop.read_annotations(cfg, 1)
+        annotate.read_annotations(cfg, 1)
 
     def good(rs):
         rs[1]["prefix"] = rows[1]["prefix"]
