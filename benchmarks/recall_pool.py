@@ -7,15 +7,16 @@ never the repository). Each package is served under the host of its upstream sit
 has one registered domain per project (debian.org holds several manuals).
 
 Labelling rule (per target, by package and section, never by the page's content):
-- code = 1 for sections that reference or teach programming (a language, a library API, SQL, a
-  shell); the mathematical libraries' API docs count as code too (they document Python APIs
-  with doctest examples);
+- code = 1 for sections that reference or teach programming (a language, a library's API, SQL,
+  git's command line);
 - math = 1 for sections whose subject is mathematics (special functions, statistics,
   integration, linear algebra, optimisation, symbolic algebra, number theory);
 - 0 for prose manuals, handbooks, release notes and help pages, including "prose sections on
   code domains" (release notes, licences) and prose manuals whose chapters show shell commands;
-- None (not counted for that target) where the rule does not decide: Maxima's manual for code
-  (a CAS command language, written without code markup).
+- None (not counted for that target) where the rule does not decide: for code, the mathematics
+  libraries' docs (SymPy, mpmath, SciPy, CVXOPT: API pages of formulas with doctest examples) and
+  Maxima's manual (a CAS command language without code markup) are both mathematics and
+  programming; they count for math only. `recall_real.py` also reports code counting them as code.
 
 Seeds: `SEED_PAGES` pages from two domains per target (code: Python's library reference and
 PostgreSQL's SQL commands; math: SymPy and mpmath), extracted with the `web_extract` stage's
@@ -67,12 +68,12 @@ SECTIONS = [
     Section("r-doc-html", D + "r-doc-html/manual", "https://cran.r-project.org/doc/manuals/r-release/", ("*.html",), 1, 0),
     Section("git-doc", D + "git-doc", "https://git-scm.com/docs/", ("git-*.html",), 1, 0, 80),
     # mathematics (with formulas): seed domains of the math target
-    Section("python-sympy-doc", D + "python-sympy-doc/html", "https://docs.sympy.org/latest/", ("modules/*", "tutorials/*", "tutorial/*"), 1, 1, 200, "math"),
-    Section("python-mpmath-doc", D + "python-mpmath-doc/html", "https://mpmath.org/doc/current/", ("*.html",), 1, 1, 400, "math"),
+    Section("python-sympy-doc", D + "python-sympy-doc/html", "https://docs.sympy.org/latest/", ("modules/*", "tutorials/*", "tutorial/*"), None, 1, 200, "math"),
+    Section("python-mpmath-doc", D + "python-mpmath-doc/html", "https://mpmath.org/doc/current/", ("*.html",), None, 1, 400, "math"),
     # mathematics: domains no math seed comes from
     Section("python-scipy-doc", D + "python-scipy-doc/html", "https://docs.scipy.org/doc/scipy/",
-            tuple(f"reference/generated/scipy.{m}.*" for m in ("special", "stats", "integrate", "optimize", "linalg")) + ("tutorial/*",), 1, 1, 250),
-    Section("python-cvxopt-doc", D + "python-cvxopt-doc/html", "https://cvxopt.org/userguide/", ("*.html",), 1, 1),
+            tuple(f"reference/generated/scipy.{m}.*" for m in ("special", "stats", "integrate", "optimize", "linalg")) + ("tutorial/*",), None, 1, 250),
+    Section("python-cvxopt-doc", D + "python-cvxopt-doc/html", "https://cvxopt.org/userguide/", ("*.html",), None, 1),
     Section("maxima-doc", D + "maxima-doc/html", "https://maxima.sourceforge.io/docs/manual/", ("maxima_*.html",), None, 1, 200),
     # prose manuals and help
     Section("debian-handbook", D + "debian-handbook/html/en-US", "https://debian-handbook.info/browse/en-US/stable/", ("*.html",), 0, 0),
@@ -88,6 +89,7 @@ SECTIONS = [
             ("shared/guide/*", "swriter/guide/*", "shared/01/*", "simpress/guide/*"), 0, 0, 350),
     Section("gimp-help-en", "/usr/share/gimp/2.0/help/en", "https://docs.gimp.org/2.10/en/", ("*.html",), 0, 0, 350),
 ]
+MATH_LIBS = ("python-sympy-doc", "python-mpmath-doc", "python-scipy-doc", "python-cvxopt-doc")
 SKIP = ("genindex*", "search.html", "py-modindex.html", "*/_sources/*", "_static/*", "_modules/*", "*index.html")
 MIN_HTML_BYTES = 1500
 MAX_HTML_BYTES = 250_000  # the extractor's time grows faster than linearly beyond (R-exts: 1 MB, minutes)
@@ -156,7 +158,8 @@ def build(cache: Path, warc_files: int = 4) -> dict:
                     n_seed += 1
                     continue
             pages.append((url, "text/html; charset=utf-8", html))
-            labels.append({"url": url, "package": s.package, "code": s.code, "math": s.math})
+            labels.append({"url": url, "package": s.package, "code": s.code, "math": s.math,
+                           "code_with_math_libs": 1 if s.package in MATH_LIBS else s.code})
         per_section.append({"package": s.package, "include": list(s.include), "pages": len(chosen) - n_seed, "seed": n_seed,
                             "code": s.code, "math": s.math})
     order = sorted(range(len(pages)), key=lambda i: _order(pages[i][0]))  # mix domains across the WARC files

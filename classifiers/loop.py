@@ -65,11 +65,11 @@ class LoopConfig:
     min_auc: float = 0.7
     min_recall: float = 0.5
     domain_threshold: float = 0.1
-    accept_threshold: float = 0.8
-    confident_score: float = 0.9
+    accept_threshold: float = 0.7
+    confident_score: float = 0.8
     min_seed_agreement: float = 0.8
     prefix_depth: int = 3
-    min_prefix_pages: int = 2
+    min_prefix_pages: int = 5
     auto_annotate: bool = False
     group_by: str = "url"
 

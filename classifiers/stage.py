@@ -63,11 +63,11 @@ class Recall(StageSpec):
     min_auc: Fraction = 0.7
     min_recall: Fraction = 0.5
     domain_threshold: Fraction = 0.1
-    accept_threshold: Fraction = 0.8
-    confident_score: Fraction = 0.9
+    accept_threshold: Fraction = 0.7
+    confident_score: Fraction = 0.8
     min_seed_agreement: Fraction = 0.8
     prefix_depth: int = Field(default=3, ge=1, le=3)
-    min_prefix_pages: int = Field(default=2, ge=1)
+    min_prefix_pages: int = Field(default=5, ge=1)
     output: Literal["all", "recalled"] = "all"
     group_by: Literal["url", "repo"] = "url"
 
