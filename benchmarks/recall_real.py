@@ -68,10 +68,10 @@ def evaluate(run_dir: Path, pool: Path, rounds: int) -> list[dict]:
     labels = {r["url"]: r for r in map(json.loads, open(pool / "labels.jsonl"))}
     seed_urls = {t: [json.loads(ln)["url"] for ln in open(pool / "seeds" / f"{t}.jsonl")] for t in TARGETS}
     seed_domains = {t: {domain_of(u) for u in seed_urls[t]} for t in TARGETS}
-    texts = {}
+    texts, url_of = {}, {}
     for f in sorted((run_dir / "web_extract").glob("*.parquet")):
-        for r in pq.read_table(f, columns=["url", "text"]).to_pylist():
-            texts[r["url"]] = r["text"]
+        for r in pq.read_table(f, columns=["id", "url", "text"]).to_pylist():
+            texts[r["url"]], url_of[r["id"]] = r["text"], r["url"]
     rows = []
     for t, key in EVAL:
         universe = {u for u in texts if u in labels and labels[u][key] is not None}
@@ -91,8 +91,7 @@ def evaluate(run_dir: Path, pool: Path, rounds: int) -> list[dict]:
             pred = {r["url"] for r in scores if r[f"score.{t}"] >= cut}
             m = prf(pred, gold, universe)
             found = sum(1 for d in beyond if len(pred & by_dom[d]) >= len(by_dom[d]) / 2)
-            ids = [i for i in seed["pool_ids"] if i in labels]
-            pure = sum(1 for i in ids if labels[i][key] == 1) + seed["from_files"]
+            pure = sum(1 for i in seed["pool_ids"] if labels[url_of[i]][key] == 1) + seed["from_files"]
             rows.append({
                 "target": key, "round": k, **m, "found": f"{found}/{len(beyond)}", "seed": seed["size"],
                 "purity": pure / max(1, seed["size"]), "proxy": rep.get("seed_purity_proxy"),
