@@ -60,6 +60,7 @@ class LoopConfig:
     seed: int = 0
     negatives_per_positive: float = 1.0
     min_negatives: int = 300
+    max_negative_share: float = 0.25
     max_negatives: int = 500_000
     heldout: float = 0.2
     min_auc: float = 0.7
@@ -149,9 +150,11 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
     from_prefixes: dict[str, int] = defaultdict(int)
     heaps: dict[str, list] = {t: [] for t in cfg.names}
     reader = ShardReader(cfg.pool_dirs)
+    n_pool = 0
     for path in reader.files_for(0, 1):
         with storage.open_file(path, "rb") as f:
             for row in pq.read_table(f, columns=["id", "text", "url", "repo", "path"]).to_pylist():
+                n_pool += 1
                 page = {**row, "text": row["text"] or ""}
                 h = None
                 for t in cfg.names:
@@ -180,7 +183,8 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
     for t in cfg.names:
         pos = file_pages[t] + positives[t]
         cands = sorted(heaps[t], key=lambda it: (-it[0], it[1]))
-        want = max(cfg.min_negatives, round(cfg.negatives_per_positive * len(pos)))
+        # never most of a small pool: there the targets' own pages would be most negatives
+        want = min(max(cfg.min_negatives, round(cfg.negatives_per_positive * len(pos))), max(1, int(cfg.max_negative_share * n_pool)))
         neg = [it[2] for it in cands[: min(len(cands), want)]]
         seed_info[t] = {
             "size": len(pos),

@@ -58,6 +58,7 @@ class Recall(StageSpec):
     windows_per_page: int = Field(default=8, ge=1)
     negatives_per_positive: float = Field(default=1.0, gt=0)
     min_negatives: int = Field(default=300, ge=1)
+    max_negative_share: Fraction = Field(default=0.25, gt=0)
     max_negatives: int = Field(default=500_000, ge=1)
     heldout: Fraction = Field(default=0.2, gt=0, lt=1)
     min_auc: Fraction = 0.7
@@ -90,6 +91,7 @@ class Recall(StageSpec):
             seed=ctx.stage_seed,
             negatives_per_positive=self.negatives_per_positive,
             min_negatives=self.min_negatives,
+            max_negative_share=self.max_negative_share,
             max_negatives=self.max_negatives,
             heldout=self.heldout,
             min_auc=self.min_auc,

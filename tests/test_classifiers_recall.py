@@ -129,7 +129,7 @@ def test_auto_annotation_grows_a_clean_seed(auto_run):
         seed2 = json.loads((run / "recall" / "rounds" / "round_2" / "seed.json").read_text())[t]
         grown = set(seed2["pool_ids"]) - set(json.loads((run / "recall" / "rounds" / "round_1" / "seed.json").read_text())[t]["pool_ids"])
         # what joins is held to the recall's standard: recalled by round 1 with confidence, under an accepted prefix
-        assert all(s1[g][f"score.{t}"] >= 0.9 for g in grown)
+        assert all(s1[g][f"score.{t}"] >= 0.8 for g in grown)  # confident_score
         assert all(any(g.split("://")[1].startswith(p) for p in seed2["accepted_prefixes"]) for g in grown)
         assert {kinds[i] for i in seed2["pool_ids"]} == {kind}  # the seed stays clean
         proxy = r2[t]["seed_purity_proxy"]
@@ -304,9 +304,9 @@ def test_output_recalled_keeps_only_recalled_pages(tmp_path):
 
 
 def test_a_model_that_learned_nothing_stops_the_loop(tmp_path):
-    run, recipe, data = prepare(tmp_path, rounds=1)
-    # "code" seed pages written like the pool's prose: nothing tells them apart from the negatives
-    rng_pages = [d for d in pool_docs(seed=5) if d.metadata["kind"] == "prose"][:30]
+    run, recipe, data = prepare(tmp_path, rounds=1, min_auc=0.9)
+    # "code" seed pages drawn like the pool itself: nothing tells them apart from the negatives
+    rng_pages = pool_docs(seed=5)[::9]
     with open(tmp_path / "seeds" / "code.jsonl", "w") as f:
         for i, d in enumerate(rng_pages):
             f.write(json.dumps({"id": f"s{i}", "text": d.text}) + "\n")
