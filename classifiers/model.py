@@ -163,24 +163,31 @@ class _Data:
         return [clf.score_tokens(" ".join(self.tokens[id(p)])) for p, _ in rows]
 
 
-def _pick(data: _Data, rows: list, tmp: str, hyper: Hyper, threshold: float) -> tuple[tuple[float, int], list[dict]]:
-    """(lr, epoch) with the best validation AUC (then F1, then the smaller lr and epoch) on a page split of `rows`."""
+def _pick(data: _Data, rows: list, tmp: str, hyper: Hyper, threshold: float) -> tuple[list[tuple[float, int]], list[dict]]:
+    """(lr, epoch) pairs, best first by validation AUC (then F1, then the smaller lr and epoch) on a page split of `rows`."""
     import fasttext
 
     grid = hyper.grid()
     if len(grid) == 1:
-        return grid[0], []
+        return grid, []
     fit, val = _split(rows, hyper.seed + 1, 0.25)
     path = os.path.join(tmp, "fit.txt")
     data.write(path, fit)
     tried = []
     for lr, ep in grid:
         out = os.path.join(tmp, "try.bin")
-        _fit(path, out, hyper.fasttext_args(lr, ep))
+        try:
+            _fit(path, out, hyper.fasttext_args(lr, ep))
+        except TrainError:  # fastText diverges (NaN) at a high lr on some small sets: not a candidate
+            tried.append({"lr": lr, "epoch": ep, "failed": True})
+            continue
         m = evaluate([y for _, y in val], data.scores(fasttext.load_model(out), val), threshold)
         tried.append({"lr": lr, "epoch": ep, "auc": m["auc"], "f1": m["f1"]})
-    best = max(tried, key=lambda t: (t["auc"] or 0.0, t["f1"], -t["lr"], -t["epoch"]))
-    return (best["lr"], best["epoch"]), tried
+    ok = [t for t in tried if not t.get("failed")]
+    if not ok:
+        raise TrainError(f"fastText diverged for every lr/epoch tried ({grid}); set lr and epoch")
+    ok.sort(key=lambda t: (t["auc"] or 0.0, t["f1"], -t["lr"], -t["epoch"]), reverse=True)
+    return [(t["lr"], t["epoch"]) for t in ok], tried
 
 
 def _clean(data: _Data, rows: list, tmp: str, args: dict, threshold: float) -> set[int]:
@@ -198,7 +205,10 @@ def _clean(data: _Data, rows: list, tmp: str, args: dict, threshold: float) -> s
     for fit_half, score_half in ((halves[0], halves[1]), (halves[1], halves[0])):
         path, out = os.path.join(tmp, "clean.txt"), os.path.join(tmp, "clean.bin")
         data.write(path, pos + fit_half)
-        _fit(path, out, args)
+        try:
+            _fit(path, out, args)
+        except TrainError:  # a diverged half-model cleans nothing
+            continue
         model = fasttext.load_model(out)
         doubtful |= {id(r) for r, s in zip(score_half, data.scores(model, score_half)) if s >= threshold}
     return set() if len(doubtful) == len(neg) else doubtful
@@ -239,13 +249,19 @@ def train(
     fs, out = storage.fs_and_path(output_dir)
     fs.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        (lr, epoch), tried = _pick(data, train_rows, tmp, hyper, threshold)
-        dropped = _clean(data, train_rows, tmp, hyper.fasttext_args(lr, epoch), threshold) if clean_negatives else set()
-        train_rows = [r for r in train_rows if id(r) not in dropped]
-        path = os.path.join(tmp, "train.txt")
-        n_lines = data.write(path, train_rows)
-        local_bin = os.path.join(tmp, "model.bin")
-        _fit(path, local_bin, hyper.fasttext_args(lr, epoch))
+        ranked, tried = _pick(data, train_rows, tmp, hyper, threshold)
+        path, local_bin = os.path.join(tmp, "train.txt"), os.path.join(tmp, "model.bin")
+        for n, (lr, epoch) in enumerate(ranked):  # the next candidate when fastText diverges (NaN)
+            dropped = _clean(data, train_rows, tmp, hyper.fasttext_args(lr, epoch), threshold) if clean_negatives else set()
+            kept = [r for r in train_rows if id(r) not in dropped]
+            n_lines = data.write(path, kept)
+            try:
+                _fit(path, local_bin, hyper.fasttext_args(lr, epoch))
+                break
+            except TrainError:
+                if n == len(ranked) - 1:
+                    raise
+        train_rows = kept
         model = fasttext.load_model(local_bin)
         fs.put(local_bin, posixpath.join(out, "model.bin"))
     metrics = evaluate([y for _, y in test_rows], data.scores(model, test_rows), threshold)
