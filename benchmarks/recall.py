@@ -99,7 +99,7 @@ def compare(methods: list[tuple[str, object, int]], repeats: int) -> None:
 
 
 def throughput(args) -> None:
-    from classifiers.model import Hyper, train
+    from classifiers.model import DEEPSEEKMATH, Hyper, train
     from classifiers.steps import ScorePages, _load
     from classifiers.tokens import get_tokenizer
     from datatrove.pipeline.filters import FastTextClassifierFilter
@@ -111,7 +111,7 @@ def throughput(args) -> None:
     print(f"corpus: {len(docs)} generated pages, mean {sum(map(len, docs)) / len(docs):.0f} chars")
     tmp = tempfile.mkdtemp(prefix="recall-bench-")
     labelled = [{"id": str(i), "text": d} for i, d in enumerate(docs[:1000])]
-    hyper = Hyper(bucket=args.bucket)  # DeepSeekMath's dim/lr/ngrams/minCount/epoch
+    hyper = Hyper(**{**DEEPSEEKMATH, "bucket": args.bucket})  # DeepSeekMath's dim/lr/ngrams/minCount/epoch
     t0 = time.perf_counter()
     train(labelled[::2], labelled[1::2], tmp, tokenizer="deepseek", hyper=hyper)
     print(f"model: dim {hyper.dim}, wordNgrams {hyper.word_ngrams}, bucket {hyper.bucket}; trained in {time.perf_counter() - t0:.1f}s")
@@ -185,7 +185,7 @@ def quality_set(n: int, seed: int = 1) -> list[dict]:
 
 def quality(args) -> None:
     from classifiers.metrics import evaluate
-    from classifiers.model import Classifier, Hyper, train
+    from classifiers.model import DEEPSEEKMATH, Classifier, Hyper, train
 
     pages = quality_set(args.quality_docs)
     test = [p for i, p in enumerate(pages) if i % 5 == 0]
@@ -193,7 +193,7 @@ def quality(args) -> None:
     print(f"\nquality: {len(trn)} training / {len(test)} test pages, half Chinese, half positive; DeepSeekMath hyper-parameters")
     for tok in ("deepseek", "whitespace"):
         with tempfile.TemporaryDirectory() as d:
-            train([p for p in trn if p["y"]], [p for p in trn if not p["y"]], d, tokenizer=tok, hyper=Hyper(bucket=args.bucket), heldout=0.0)
+            train([p for p in trn if p["y"]], [p for p in trn if not p["y"]], d, tokenizer=tok, hyper=Hyper(**{**DEEPSEEKMATH, "bucket": args.bucket}), heldout=0.0)
             clf = Classifier.load(d)
             for name, subset in (("all", test), ("chinese", [p for p in test if p["zh"]]), ("english", [p for p in test if not p["zh"]])):
                 m = evaluate([p["y"] for p in subset], [clf.score(p["text"]) for p in subset], 0.5)

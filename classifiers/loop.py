@@ -37,15 +37,9 @@ import pyarrow.parquet as pq
 
 from pipeline import documents, storage
 
+from classifiers.annotate import CSV_COLUMNS, Growth, grow_seed, read_scores
 from classifiers.model import Hyper, TrainError, train
 from classifiers.pages import normalize_prefix, page_domain, page_prefixes, read_pages, read_prefix_list, under
-
-CSV_COLUMNS = ["target", "domain", "prefix", "depth", "pages", "recalled", "recalled_fraction", "sample_titles", "suggested", "label"]
-LABELS = ("yes", "no")
-
-
-class AnnotationError(ValueError):
-    """An annotation file cannot be used; the message is one line naming the file and row."""
 
 
 @dataclass
@@ -65,12 +59,18 @@ class LoopConfig:
     hyper: dict = field(default_factory=dict)
     seed: int = 0
     negatives_per_positive: float = 1.0
+    min_negatives: int = 300
+    max_negative_share: float = 0.25
     max_negatives: int = 500_000
-    heldout: float = 0.1
+    heldout: float = 0.2
+    min_auc: float = 0.7
+    min_recall: float = 0.5
     domain_threshold: float = 0.1
-    accept_threshold: float = 0.5
+    accept_threshold: float = 0.7
+    confident_score: float = 0.8
+    min_seed_agreement: float = 0.8
     prefix_depth: int = 3
-    min_prefix_pages: int = 2
+    min_prefix_pages: int = 5
     auto_annotate: bool = False
     group_by: str = "url"
 
@@ -121,12 +121,15 @@ def _check_config(cfg: LoopConfig) -> None:
 
 
 def train_round(cfg: LoopConfig, k: int) -> dict:
-    """Build seed_k for every target, refuse empty seeds, train the models; returns seed.json."""
+    """Build seed_k for every target, refuse empty seeds, train the models, check them on their
+    held-out pages; returns seed.json."""
     from pipeline.io import ShardReader
 
     _check_config(cfg)
     prev = storage.read_json(storage.join(cfg.round_dir(k - 1), "seed.json"), {}) if k > 1 else {}
-    grown, accepted = grow_seed(cfg, k - 1) if k > 1 else ({t: [] for t in cfg.names}, {t: [] for t in cfg.names})
+    growth = grow_seed(cfg, k - 1) if k > 1 else {t: Growth() for t in cfg.names}
+    # pages the previous round recalled are not sampled as negatives (they are likely positives)
+    not_negative = recalled_ids(cfg.round_dir(k - 1)) if k > 1 else {}
     file_pages: dict[str, list[dict]] = {}
     prefixes: dict[str, list[str]] = {}
     pool_ids: dict[str, set[str]] = {}
@@ -140,16 +143,18 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
             else:
                 file_pages[t] += list(read_pages(s))
         before = set(prev.get(t, {}).get("pool_ids", []))
-        pool_ids[t] = before | set(grown[t])
+        pool_ids[t] = before | set(growth[t].ids)
         joined[t] = len(pool_ids[t]) - len(before)
 
     positives: dict[str, list[dict]] = {t: [] for t in cfg.names}
     from_prefixes: dict[str, int] = defaultdict(int)
     heaps: dict[str, list] = {t: [] for t in cfg.names}
     reader = ShardReader(cfg.pool_dirs)
+    n_pool = 0
     for path in reader.files_for(0, 1):
         with storage.open_file(path, "rb") as f:
             for row in pq.read_table(f, columns=["id", "text", "url", "repo", "path"]).to_pylist():
+                n_pool += 1
                 page = {**row, "text": row["text"] or ""}
                 h = None
                 for t in cfg.names:
@@ -159,7 +164,7 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
                         positives[t].append(page)
                         pool_ids[t].add(page["id"])
                         from_prefixes[t] += 1
-                    else:
+                    elif page["id"] not in not_negative.get(t, ()):
                         h = _h(cfg.seed, page["id"]) if h is None else h
                         item = (-h, page["id"], page)
                         if len(heaps[t]) < cfg.max_negatives:
@@ -178,87 +183,42 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
     for t in cfg.names:
         pos = file_pages[t] + positives[t]
         cands = sorted(heaps[t], key=lambda it: (-it[0], it[1]))
-        n_neg = min(len(cands), max(1, round(cfg.negatives_per_positive * len(pos))))
-        neg = [it[2] for it in cands[:n_neg]]
+        # never most of a small pool: there the targets' own pages would be most negatives
+        want = min(max(cfg.min_negatives, round(cfg.negatives_per_positive * len(pos))), max(1, int(cfg.max_negative_share * n_pool)))
+        neg = [it[2] for it in cands[: min(len(cands), want)]]
         seed_info[t] = {
             "size": len(pos),
             "from_files": len(file_pages[t]),
             "from_prefixes": from_prefixes[t],
             "grown": joined[t],
-            "accepted_prefixes": accepted[t],
+            "accepted_prefixes": growth[t].accepted,
+            "purity_proxy": growth[t].proxy,
+            "growth_stopped": growth[t].stopped or prev.get(t, {}).get("growth_stopped"),
             "negatives": len(neg),
             "pool_ids": sorted(pool_ids[t]),
         }
-        train(
+        meta = train(
             pos, neg, cfg.model_dir(k, t), tokenizer=cfg.tokenizer, hyper=hyper, heldout=cfg.heldout,
-            threshold=cfg.target(t).threshold, target=t, round=k,
+            threshold=cfg.target(t).threshold, target=t, round=k, clean_negatives=True,
         )
+        check_model(cfg, t, k, meta)
     storage.write_json(storage.join(cfg.round_dir(k), "seed.json"), seed_info)
     return seed_info
 
 
-# ---- annotations ---------------------------------------------------------------------------
-
-
-def read_annotations(cfg: LoopConfig, k: int) -> dict[str, list[str]]:
-    """Accepted prefixes per target from `annotations/round_k.csv`, validated against the round's candidates."""
-    path = cfg.annotations(k)
-    if not storage.exists(path):
-        raise AnnotationError(f"{path}: missing; round {k} wrote it, restore it or run with --fresh")
-    cands = storage.read_json(storage.join(cfg.round_dir(k), "candidates.json"), {})
-    known = {(c["target"], c["prefix"]): c for c in cands.get("rows", [])}
-    with storage.open_file(path, "r", encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("target", "prefix", "label") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(CSV_COLUMNS)})")
-        accepted: dict[str, list[str]] = {t: [] for t in cfg.names}
-        unlabeled = 0
-        for n, row in enumerate(reader, start=2):
-            t, prefix = (row.get("target") or "").strip(), (row.get("prefix") or "").strip()
-            label = (row.get("label") or "").strip().lower()
-            if t not in cfg.targets:
-                raise AnnotationError(f"{path}: line {n}: unknown target {t!r} (expected one of: {', '.join(cfg.names)})")
-            if (t, prefix) not in known:
-                raise AnnotationError(f"{path}: line {n}: unknown prefix {prefix!r} for target {t!r} (not a candidate of round {k})")
-            if not label:
-                if cfg.auto_annotate:
-                    label = known[(t, prefix)]["suggested"]
-                else:
-                    unlabeled += 1
-                    continue
-            if label not in LABELS:
-                raise AnnotationError(f"{path}: line {n}: label must be yes or no, got {row.get('label')!r}")
-            if label == "yes":
-                accepted[t].append(prefix)
-    if unlabeled:
-        raise AnnotationError(
-            f"{path}: {unlabeled} row(s) have no label; fill the label column with yes or no "
-            f"(or use --auto-annotate) and run again"
-        )
-    return {t: sorted(set(v)) for t, v in accepted.items()}
-
-
-def read_scores(cfg: LoopConfig, k: int) -> pa.Table:
-    files = storage.list_shards([cfg.scores_dir(k)])
-    tables = []
-    for p in files:
-        with storage.open_file(p, "rb") as f:
-            tables.append(pq.read_table(f))
-    return pa.concat_tables(tables) if tables else pa.table({})
-
-
-def grow_seed(cfg: LoopConfig, k: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Pages under round k's accepted prefixes that round k did not recall: (ids, accepted prefixes) per target."""
-    accepted = read_annotations(cfg, k)
-    cut = storage.read_json(storage.join(cfg.round_dir(k), "cutoffs.json"), {})
-    rows = read_scores(cfg, k).to_pylist()
-    grown: dict[str, list[str]] = {}
-    for t in cfg.names:
-        pre = accepted[t]
-        grown[t] = sorted(r["id"] for r in rows if pre and r[f"score.{t}"] < cut[t] and under(r, pre, cfg.group_by))
-    return grown, accepted
-
+def check_model(cfg: LoopConfig, target: str, k: int, meta: dict) -> None:
+    """Stop the loop (one line) when a round's model does poorly on its held-out seed pages,
+    instead of scoring the pool with a model that learned nothing."""
+    m = meta["metrics"]["heldout"]
+    n, npos = m["n"], m["positives"]
+    for key, floor in (("auc", cfg.min_auc), ("recall", cfg.min_recall)):
+        got = m[key]
+        if got is not None and got < floor:
+            raise TrainError(
+                f"target {target!r} round {k}: held-out {key} {got:.3f} is below min_{key} {floor} "
+                f"({npos} seed and {n - npos} negative pages held out, {meta['data']['positives']['count']} seed pages); "
+                f"add seed pages, or check that they are {target} pages"
+            )
 
 # ---- round k: analysis ---------------------------------------------------------------------
 
@@ -286,13 +246,15 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
     seed_info = storage.read_json(storage.join(cfg.round_dir(k), "seed.json"), {})
     prev_report = storage.read_json(storage.join(cfg.round_dir(k - 1), "report.json"), {}) if k > 1 else {}
     prev_recalled = recalled_ids(cfg.round_dir(k - 1)) if k > 1 else {}
-    cutoffs, recalled_rows, csv_rows, report = {}, [], [], {"round": k, "targets": {}}
+    rule = {"confident_score": cfg.confident_score, "accept_threshold": cfg.accept_threshold, "min_prefix_pages": cfg.min_prefix_pages}
+    cutoffs, recalled_rows, csv_rows, report = {}, [], [], {"round": k, "annotation_rule": rule, "targets": {}}
     for t in cfg.names:
         tc = cfg.target(t)
         key = f"score.{t}"
         cut = cutoffs[t] = _cutoff([r[key] for r in rows], [r["tokens"] for r in rows], tc)
         rec = [r for r in rows if r[key] >= cut]
         rec_ids = {r["id"] for r in rec}
+        sure = max(cut, cfg.confident_score)
         recalled_rows += [{"target": t, "id": r["id"], "score": r[key]} for r in rec]
         per_domain: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for r in rows:
@@ -307,8 +269,9 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
             if dom not in related:
                 continue
             for depth, p in page_prefixes(r, cfg.group_by, cfg.prefix_depth):
-                e = prefixes.setdefault(p, {"domain": dom, "depth": depth, "pages": 0, "recalled": 0, "titles": []})
+                e = prefixes.setdefault(p, {"domain": dom, "depth": depth, "pages": 0, "recalled": 0, "confident": 0, "titles": []})
                 e["pages"] += 1
+                e["confident"] += r[key] >= sure
                 if r["id"] in rec_ids:
                     e["recalled"] += 1
                     if len(e["titles"]) < 3 and r["title"]:
@@ -317,13 +280,14 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
         for p, e in sorted(prefixes.items(), key=lambda x: (x[1]["domain"], x[0])):
             if e["pages"] < cfg.min_prefix_pages:
                 continue
-            frac = e["recalled"] / e["pages"]
-            sug = "yes" if frac >= cfg.accept_threshold else "no"
+            frac, conf = e["recalled"] / e["pages"], e["confident"] / e["pages"]
+            sug = "yes" if conf >= cfg.accept_threshold else "no"
             if sug == "yes":
                 suggested_yes.append(p)
             csv_rows.append({
                 "target": t, "domain": e["domain"], "prefix": p, "depth": e["depth"], "pages": e["pages"],
-                "recalled": e["recalled"], "recalled_fraction": f"{frac:.4f}", "sample_titles": " | ".join(e["titles"]),
+                "recalled": e["recalled"], "recalled_fraction": f"{frac:.4f}",
+                "confident": e["confident"], "confident_fraction": f"{conf:.4f}", "sample_titles": " | ".join(e["titles"]),
                 "suggested": sug, "label": sug if cfg.auto_annotate else "",
             })
         prev_t = prev_report.get("targets", {}).get(t, {})
@@ -335,6 +299,8 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
             "seed_size": si.get("size", 0),
             "seed_grown": si.get("grown", 0),
             "accepted_prefixes": si.get("accepted_prefixes", []),
+            "seed_purity_proxy": si.get("purity_proxy"),
+            "seed_growth_stopped": si.get("growth_stopped"),
             "negatives": si.get("negatives", 0),
             "pages_scored": len(rows),
             "pages_recalled": len(rec),

@@ -30,32 +30,50 @@ class TrainError(ValueError):
     """Training cannot start (empty seed, too little data); one line for the user."""
 
 
+# DeepSeekMath's settings: (vocabulary + bucket) x dim float32 input matrix, ~2 GiB per model at
+# bucket 2M and dim 256 (the model file is as large; training holds it in memory).
+DEEPSEEKMATH = {"dim": 256, "lr": 0.1, "word_ngrams": 3, "min_count": 3, "epoch": 3, "bucket": 2_000_000}
+LR_GRID = (0.1, 0.3, 1.0)
+EPOCH_GRID = (5, 20)
+
+
 @dataclass
 class Hyper:
-    """DeepSeekMath's defaults (dim 256, lr 0.1, wordNgrams 3, minCount 3, epoch 3); bucket is fastText's."""
+    """fastText settings for seeds of a few dozen real pages; `lr`/`epoch` None = chosen on a validation split.
 
-    dim: int = 256
-    lr: float = 0.1
-    word_ngrams: int = 3
-    min_count: int = 3
-    epoch: int = 3
-    bucket: int = 2_000_000
+    Pages are cut into windows of at most `window` tokens (up to `windows_per_page` of them, spread
+    over the page), so a long page gives several bounded examples instead of one that fastText
+    averages into nothing. The input matrix is (vocabulary + bucket) x dim float32: 200K x 64 is
+    ~50 MiB; DeepSeekMath's 2M x 256 (`DEEPSEEKMATH`) is ~2 GiB per model, in memory and on disk.
+    """
+
+    dim: int = 64
+    lr: float | None = None
+    word_ngrams: int = 2
+    min_count: int = 1
+    epoch: int | None = None
+    bucket: int = 200_000
     seed: int = 0
     thread: int = 1
+    window: int = 256
+    windows_per_page: int = 8
 
-    def fasttext_args(self) -> dict:
+    def fasttext_args(self, lr: float, epoch: int) -> dict:
         return {
             "dim": self.dim,
-            "lr": self.lr,
+            "lr": lr,
             "wordNgrams": self.word_ngrams,
             "minCount": self.min_count,
-            "epoch": self.epoch,
+            "epoch": epoch,
             "bucket": self.bucket,
             "seed": self.seed % 2**31,  # fastText takes a signed 32-bit seed
             "thread": self.thread,
             "loss": "softmax",
             "verbose": 0,
         }
+
+    def grid(self) -> list[tuple[float, int]]:
+        return [(lr, ep) for lr in ((self.lr,) if self.lr else LR_GRID) for ep in ((self.epoch,) if self.epoch else EPOCH_GRID)]
 
 
 _FIT = """
@@ -76,9 +94,9 @@ def _fit(data: str, output: str, args: dict) -> None:
         raise TrainError(f"fastText training failed: {tail}")
 
 
-def _heldout(doc_id: str, seed: int, fraction: float) -> bool:
-    h = hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()
-    return int.from_bytes(h[:8], "little") / 2**64 < fraction
+def _frac(doc_id: str, salt: str) -> float:
+    h = hashlib.sha256(f"{salt}:{doc_id}".encode()).digest()
+    return int.from_bytes(h[:8], "little") / 2**64
 
 
 def _order_key(doc_id: str, seed: int) -> bytes:
@@ -95,19 +113,126 @@ def _hash(pages: list[dict]) -> str:
     return h.hexdigest()
 
 
+def windows(tokens: list[str], size: int, most: int) -> list[str]:
+    """Up to `most` windows of at most `size` tokens, spread evenly over the page."""
+    if len(tokens) <= size:
+        return [" ".join(tokens)] if tokens else []
+    n = min(most, -(-len(tokens) // size))
+    step = (len(tokens) - size) / max(1, n - 1)
+    return [" ".join(tokens[round(i * step) : round(i * step) + size]) for i in range(n)]
+
+
+def _split(rows: list, seed: int, heldout: float) -> tuple[list, list]:
+    """Hash-chosen held-out rows; at least one positive and one negative are held out when there are 3+ of each."""
+    test = [r for r in rows if _frac(r[0]["id"], str(seed)) < heldout]
+    for y in (1, 0):
+        same = [r for r in rows if r[1] == y]
+        if heldout and len(same) >= 3 and not any(r[1] == y for r in test):
+            test.append(min(same, key=lambda r: _frac(r[0]["id"], str(seed))))
+    held = {id(r) for r in test}
+    return [r for r in rows if id(r) not in held], test
+
+
+class _Data:
+    """Training lines (windows, the two classes interleaved and balanced) written to a file, and
+    page-level scoring of a model."""
+
+    def __init__(self, rows: list, tok, hyper: Hyper):
+        self.tokens = {id(p): tok(p["text"]).split() for p, _ in rows}
+        self.hyper = hyper
+
+    def write(self, path: str, rows: list) -> int:
+        h = self.hyper
+        npos = sum(1 for _, y in rows if y)
+        pos_windows = sum(len(windows(self.tokens[id(p)], h.window, h.windows_per_page)) for p, y in rows if y)
+        per_neg = max(1, min(h.windows_per_page, round(pos_windows / max(1, len(rows) - npos))))
+        by_class: dict[int, list[str]] = {0: [], 1: []}
+        for p, y in rows:
+            ws = windows(self.tokens[id(p)], h.window, h.windows_per_page if y else per_neg)
+            by_class[y] += [f"{POS if y else NEG} {w}" for w in ws]
+        few, many = sorted(by_class.values(), key=len)
+        if few:  # the smaller class repeated up to the larger one's size: fastText has no class weights
+            few = [few[i % len(few)] for i in range(len(many))]
+        lines = [ln for pair in zip(few, many) for ln in pair]
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        return len(lines)
+
+    def scores(self, model, rows: list) -> list[float]:
+        clf = Classifier(model, "whitespace")
+        return [clf.score_tokens(" ".join(self.tokens[id(p)])) for p, _ in rows]
+
+
+def _pick(data: _Data, rows: list, tmp: str, hyper: Hyper, threshold: float) -> tuple[list[tuple[float, int]], list[dict]]:
+    """(lr, epoch) pairs, best first by validation AUC (then F1, then the smaller lr and epoch) on a page split of `rows`."""
+    import fasttext
+
+    grid = hyper.grid()
+    if len(grid) == 1:
+        return grid, []
+    fit, val = _split(rows, hyper.seed + 1, 0.25)
+    path = os.path.join(tmp, "fit.txt")
+    data.write(path, fit)
+    tried = []
+    for lr, ep in grid:
+        out = os.path.join(tmp, "try.bin")
+        try:
+            _fit(path, out, hyper.fasttext_args(lr, ep))
+        except TrainError:  # fastText diverges (NaN) at a high lr on some small sets: not a candidate
+            tried.append({"lr": lr, "epoch": ep, "failed": True})
+            continue
+        m = evaluate([y for _, y in val], data.scores(fasttext.load_model(out), val), threshold)
+        tried.append({"lr": lr, "epoch": ep, "auc": m["auc"], "f1": m["f1"]})
+    ok = [t for t in tried if not t.get("failed")]
+    if not ok:
+        raise TrainError(f"fastText diverged for every lr/epoch tried ({grid}); set lr and epoch")
+    ok.sort(key=lambda t: (t["auc"] or 0.0, t["f1"], -t["lr"], -t["epoch"]), reverse=True)
+    return [(t["lr"], t["epoch"]) for t in ok], tried
+
+
+def _clean(data: _Data, rows: list, tmp: str, args: dict, threshold: float) -> set[int]:
+    """Training negatives that look like positives, by 2-fold cross-fitting: each half of the
+    negatives is scored by a model trained on the positives and the other half (a model never
+    scores pages it was trained on, which it would have learnt as negatives)."""
+    import fasttext
+
+    pos = [r for r in rows if r[1]]
+    neg = [r for r in rows if not r[1]]
+    halves = [[r for r in neg if _frac(r[0]["id"], "clean") < 0.5], [r for r in neg if _frac(r[0]["id"], "clean") >= 0.5]]
+    if not all(halves):
+        return set()
+    doubtful: set[int] = set()
+    for fit_half, score_half in ((halves[0], halves[1]), (halves[1], halves[0])):
+        path, out = os.path.join(tmp, "clean.txt"), os.path.join(tmp, "clean.bin")
+        data.write(path, pos + fit_half)
+        try:
+            _fit(path, out, args)
+        except TrainError:  # a diverged half-model cleans nothing
+            continue
+        model = fasttext.load_model(out)
+        doubtful |= {id(r) for r, s in zip(score_half, data.scores(model, score_half)) if s >= threshold}
+    return set() if len(doubtful) == len(neg) else doubtful
+
+
 def train(
     positives: list[dict],
     negatives: list[dict],
     output_dir: str,
     tokenizer: str = "deepseek",
     hyper: Hyper | None = None,
-    heldout: float = 0.1,
+    heldout: float = 0.2,
     threshold: float = 0.5,
     target: str = "yes",
     round: int | None = None,
     extra: dict | None = None,
+    clean_negatives: bool = False,
 ) -> dict:
-    """Train on pages (`id`, `text`), hold out a hash-chosen `heldout` share, write the artefacts; returns model.json."""
+    """Train on pages (`id`, `text`) cut into windows, hold out a hash-chosen `heldout` share of pages,
+    choose lr/epoch on a validation split when they are not given, write the artefacts; returns model.json.
+
+    `clean_negatives`: negatives sampled from an unlabelled pool hold some positives; training
+    negatives that look like positives (`_clean`) are dropped before the final model is trained.
+    Held-out negatives are not cleaned, so held-out precision and AUC are lower bounds."""
     import fasttext
 
     hyper = hyper or Hyper()
@@ -115,39 +240,46 @@ def train(
         raise TrainError(f"no positive pages for {target!r}: the seed is empty, refusing to train")
     if not negatives:
         raise TrainError(f"no negative pages for {target!r}: refusing to train")
-    tok = get_tokenizer(tokenizer)
     rows = [(p, 1) for p in positives] + [(p, 0) for p in negatives]
     rows.sort(key=lambda r: _order_key(r[0]["id"] + ("+" if r[1] else "-"), hyper.seed))
-    train_rows = [r for r in rows if not _heldout(r[0]["id"], hyper.seed, heldout)]
-    test_rows = [r for r in rows if _heldout(r[0]["id"], hyper.seed, heldout)]
+    train_rows, test_rows = _split(rows, hyper.seed, heldout)
     if not any(y for _, y in train_rows) or all(y for _, y in train_rows):
         raise TrainError(f"training split for {target!r} lacks positives or negatives ({len(train_rows)} pages)")
+    data = _Data(rows, get_tokenizer(tokenizer), hyper)
     fs, out = storage.fs_and_path(output_dir)
     fs.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(tmp, "train.txt")
-        with open(data, "w", encoding="utf-8") as f:
-            for p, y in train_rows:
-                f.write(f"{POS if y else NEG} {tok(p['text'])}\n")
-        local_bin = os.path.join(tmp, "model.bin")
-        _fit(data, local_bin, hyper.fasttext_args())
+        ranked, tried = _pick(data, train_rows, tmp, hyper, threshold)
+        path, local_bin = os.path.join(tmp, "train.txt"), os.path.join(tmp, "model.bin")
+        for n, (lr, epoch) in enumerate(ranked):  # the next candidate when fastText diverges (NaN)
+            dropped = _clean(data, train_rows, tmp, hyper.fasttext_args(lr, epoch), threshold) if clean_negatives else set()
+            kept = [r for r in train_rows if id(r) not in dropped]
+            n_lines = data.write(path, kept)
+            try:
+                _fit(path, local_bin, hyper.fasttext_args(lr, epoch))
+                break
+            except TrainError:
+                if n == len(ranked) - 1:
+                    raise
+        train_rows = kept
         model = fasttext.load_model(local_bin)
         fs.put(local_bin, posixpath.join(out, "model.bin"))
-    clf = Classifier(model, tokenizer)
-    scores = [clf.score(p["text"]) for p, _ in test_rows]
-    metrics = evaluate([y for _, y in test_rows], scores, threshold)
+    metrics = evaluate([y for _, y in test_rows], data.scores(model, test_rows), threshold)
     meta = {
-        "format": 1,
+        "format": 2,
         "target": target,
         "round": round,
         "tokenizer": tokenizer,
-        "hyper_parameters": asdict(hyper),
+        "hyper_parameters": {**asdict(hyper), "lr": lr, "epoch": epoch},
+        "selection": {"lr_given": hyper.lr, "epoch_given": hyper.epoch, "tried": tried},
         "deterministic": hyper.thread == 1,
         "heldout_fraction": heldout,
         "data": {
             "positives": {"count": len(positives), "sha256": _hash(positives)},
             "negatives": {"count": len(negatives), "sha256": _hash(negatives)},
             "train": len(train_rows),
+            "train_windows": n_lines,
+            "negatives_dropped": len(dropped),
             "heldout": len(test_rows),
         },
         "metrics": {"heldout": metrics},

@@ -32,17 +32,24 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _agree(v: dict) -> str:
+    """The seed-purity proxy: the share of the round's new seed pages the first round's model recalls ("stop" once growth stopped)."""
+    if v.get("seed_growth_stopped"):
+        return "stop"
+    return _fmt((v.get("seed_purity_proxy") or {}).get("first_model"))
+
+
 def status_table(stage_dir: str) -> list[str]:
-    """One line per round and target: seed, recall, tokens, new domains/prefixes, overlap, held-out metrics."""
+    """One line per round and target: seed, its purity proxy, recall, tokens, new domains/prefixes, overlap, held-out metrics."""
     reps = round_reports(stage_dir)
     if not reps:
         return ["no finished rounds"]
-    head = ["round", "target", "seed", "grown", "recalled", "tokens", "domains", "new_dom", "new_pref", "overlap", *METRICS]
+    head = ["round", "target", "seed", "grown", "agree", "recalled", "tokens", "domains", "new_dom", "new_pref", "overlap", *METRICS]
     rows = [head]
     for rep in reps:
         for t, v in sorted(rep["targets"].items()):
             rows.append([
-                str(rep["round"]), t, str(v["seed_size"]), str(v["seed_grown"]), str(v["pages_recalled"]),
+                str(rep["round"]), t, str(v["seed_size"]), str(v["seed_grown"]), _agree(v), str(v["pages_recalled"]),
                 str(v["tokens_recalled"]), str(len(v["related_domains"])), str(len(v["new_domains"])),
                 str(len(v["new_prefixes"])), _fmt(v["overlap_with_previous"]), *[_fmt(v["heldout"].get(m)) for m in METRICS],
             ])

@@ -46,19 +46,29 @@ class Recall(StageSpec):
     rounds: int = Field(default=2, ge=1, le=50)
     auto_annotate: bool = False
     tokenizer: Literal[TOKENIZERS] = "deepseek"  # type: ignore[valid-type]
-    dim: int = Field(default=256, ge=1)
-    lr: float = Field(default=0.1, gt=0)
-    word_ngrams: int = Field(default=3, ge=1)
-    min_count: int = Field(default=3, ge=1)
-    epoch: int = Field(default=3, ge=1)
-    bucket: int = Field(default=2_000_000, ge=1)
+    # fastText (see README "recall"): lr/epoch unset = chosen on a validation split of the seed;
+    # DeepSeekMath used dim 256, lr 0.1, word_ngrams 3, min_count 3, epoch 3, bucket 2M (~2 GiB a model)
+    dim: int = Field(default=64, ge=1)
+    lr: float | None = Field(default=None, gt=0)
+    word_ngrams: int = Field(default=2, ge=1)
+    min_count: int = Field(default=1, ge=1)
+    epoch: int | None = Field(default=None, ge=1)
+    bucket: int = Field(default=200_000, ge=1)
+    window: int = Field(default=256, ge=8)
+    windows_per_page: int = Field(default=8, ge=1)
     negatives_per_positive: float = Field(default=1.0, gt=0)
+    min_negatives: int = Field(default=300, ge=1)
+    max_negative_share: Fraction = Field(default=0.25, gt=0)
     max_negatives: int = Field(default=500_000, ge=1)
-    heldout: Fraction = 0.1
+    heldout: Fraction = Field(default=0.2, gt=0, lt=1)
+    min_auc: Fraction = 0.7
+    min_recall: Fraction = 0.5
     domain_threshold: Fraction = 0.1
-    accept_threshold: Fraction = 0.5
+    accept_threshold: Fraction = 0.7
+    confident_score: Fraction = 0.8
+    min_seed_agreement: Fraction = 0.8
     prefix_depth: int = Field(default=3, ge=1, le=3)
-    min_prefix_pages: int = Field(default=2, ge=1)
+    min_prefix_pages: int = Field(default=5, ge=1)
     output: Literal["all", "recalled"] = "all"
     group_by: Literal["url", "repo"] = "url"
 
@@ -76,13 +86,20 @@ class Recall(StageSpec):
             targets={t: v.model_dump() for t, v in self.targets.items()},
             tokenizer=self.tokenizer,
             hyper={"dim": self.dim, "lr": self.lr, "word_ngrams": self.word_ngrams, "min_count": self.min_count,
-                   "epoch": self.epoch, "bucket": self.bucket, "seed": ctx.stage_seed},
+                   "epoch": self.epoch, "bucket": self.bucket, "seed": ctx.stage_seed, "window": self.window,
+                   "windows_per_page": self.windows_per_page},
             seed=ctx.stage_seed,
             negatives_per_positive=self.negatives_per_positive,
+            min_negatives=self.min_negatives,
+            max_negative_share=self.max_negative_share,
             max_negatives=self.max_negatives,
             heldout=self.heldout,
+            min_auc=self.min_auc,
+            min_recall=self.min_recall,
             domain_threshold=self.domain_threshold,
             accept_threshold=self.accept_threshold,
+            confident_score=self.confident_score,
+            min_seed_agreement=self.min_seed_agreement,
             prefix_depth=self.prefix_depth,
             min_prefix_pages=self.min_prefix_pages,
             auto_annotate=self.auto_annotate,

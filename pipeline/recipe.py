@@ -222,6 +222,8 @@ def parse_recipe(data: Any, source: str = "<recipe>", overrides: dict[str, str] 
             spec = cls.model_validate(raw)
         except ValidationError as e:
             problems += [f"{where}: {_describe(err, cls, label)}" for err in e.errors()]
+            if isinstance(name, str):  # its problems are reported; stages reading it are not "unknown stage"
+                names.add(name)
             continue
         if spec.name in names:
             problems.append(f"{where}: {label}.name: duplicate stage name {spec.name!r}")

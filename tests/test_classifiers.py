@@ -9,7 +9,7 @@ import random
 import pytest
 
 from classifiers.metrics import auc, evaluate
-from classifiers.model import Classifier, Hyper, TrainError, train
+from classifiers.model import DEEPSEEKMATH, Classifier, Hyper, TrainError, train, windows
 from classifiers.pages import SeedError, page_prefixes, read_pages
 from classifiers.tokens import DeepSeekBPE, get_tokenizer
 
@@ -82,9 +82,20 @@ def test_model_artefacts_and_determinism(tmp_path):
     assert other["data"]["positives"]["sha256"] != meta["data"]["positives"]["sha256"]
 
 
-def test_defaults_are_deepseekmath():
+def test_defaults_fit_small_seeds_and_deepseekmath_stays_available():
     h = Hyper()
-    assert (h.dim, h.lr, h.word_ngrams, h.min_count, h.epoch, h.thread) == (256, 0.1, 3, 3, 3, 1)
+    assert (h.dim, h.lr, h.epoch, h.bucket, h.thread) == (64, None, None, 200_000, 1)  # lr/epoch: validation split
+    assert len(h.grid()) == 6 and Hyper(lr=0.5).grid() == [(0.5, 5), (0.5, 20)] and Hyper(lr=0.1, epoch=3).grid() == [(0.1, 3)]
+    d = Hyper(**DEEPSEEKMATH)
+    assert (d.dim, d.lr, d.word_ngrams, d.min_count, d.epoch, d.bucket) == (256, 0.1, 3, 3, 3, 2_000_000)
+
+
+def test_windows_bound_examples():
+    toks = [str(i) for i in range(1000)]
+    ws = windows(toks, 100, 4)
+    assert len(ws) == 4 and all(len(w.split()) == 100 for w in ws)
+    assert ws[0].split()[0] == "0" and ws[-1].split()[-1] == "999"  # spread over the whole page
+    assert windows(toks[:50], 100, 4) == [" ".join(toks[:50])] and windows([], 100, 4) == []
 
 
 def test_empty_seed_refused(tmp_path):

@@ -73,7 +73,7 @@ def github_run(tmp_path_factory):
         "stages": [
             {"name": "files", "kind": "github_files", "datasets": [str(tmp / "files.parquet")]},
             {"name": "recall", "kind": "recall", "input": "files", "group_by": "repo", "rounds": 2,
-             "auto_annotate": True, "tokenizer": "whitespace", **HYPER,
+             "auto_annotate": True, "tokenizer": "whitespace", "accept_threshold": 0.6, **HYPER,
              "targets": {"code": {"seeds": [str(tmp / "seed.parquet"), str(tmp / "seed_dirs.txt")]}}},
         ],
     })
@@ -107,30 +107,30 @@ def test_repo_prefixes():
 
 def test_round1_finds_the_planted_repos(github_run):
     r1 = report(github_run, 1)
-    assert set(r1["related_domains"]) == {"acme/numlib", "acme/webkit"}
+    assert {"acme/numlib", "acme/webkit"} <= set(r1["related_domains"])
     assert {"acme/numlib/src/core/", "acme/numlib/src/io/", "acme/webkit/lib/dom/"} <= set(r1["suggested_prefixes"])
     assert not any(p.startswith(("junk/", "misc/", "acme/webkit/fixtures/")) for p in r1["suggested_prefixes"])
     assert "acme/webkit/" not in r1["suggested_prefixes"]  # a related repo, but mostly junk: only lib/ is suggested
-    assert r1["domains"]["deep/compilers"]["recalled"] == 0  # prose-like code: round 1 misses it
+    # prose-like code: round 1 recalls few of these files, none with confidence, so no prefix there is suggested
+    assert r1["domains"]["deep/compilers"]["recalled"] < 6 and not any(p.startswith("deep/") for p in r1["suggested_prefixes"])
     s1 = seed(github_run, 1)
     assert s1["from_files"] == 30 and s1["from_prefixes"] == 30 and s1["size"] == 60
     rows = list(csv.DictReader((github_run / "recall" / "annotations" / "round_1.csv").read_text().splitlines()))
-    assert {r["domain"] for r in rows} == {"acme/numlib", "acme/webkit"}
+    assert {"acme/numlib", "acme/webkit"} <= {r["domain"] for r in rows}
     core = next(r for r in rows if r["prefix"] == "acme/numlib/src/core/")
     assert core["depth"] == "2" and core["pages"] == "30" and "src/core/m" in core["sample_titles"]
 
 
-def test_auto_annotation_grows_the_seed_and_round2_recalls_more(github_run):
+def test_auto_annotation_grows_the_seed_with_confident_files(github_run):
     r1, r2, s2 = report(github_run, 1), report(github_run, 2), seed(github_run, 2)
-    assert "acme/numlib/src/io/" in s2["accepted_prefixes"]
+    assert {"acme/numlib/src/io/", "acme/webkit/lib/dom/"} <= set(s2["accepted_prefixes"])
     grown = set(s2["pool_ids"]) - set(seed(github_run, 1)["pool_ids"])
-    assert len(grown) == r2["seed_grown"] > 0 and not grown & recalled(github_run, 1)
-    assert all(not g.startswith("acme/webkit:fixtures/") for g in grown)  # junk directories stay out
+    # what joins was recalled by round 1 (with confidence), under an accepted directory; junk stays out
+    assert len(grown) == r2["seed_grown"] > 0 and grown <= recalled(github_run, 1)
+    assert any(g.startswith("acme/webkit:") for g in grown) and not any(g.startswith("acme/webkit:fixtures/") for g in grown)
     assert all(under({"repo": g.split(":")[0], "path": g.split(":")[1]}, s2["accepted_prefixes"], "repo") for g in grown)
     assert r2["seed_size"] == r1["seed_size"] + r2["seed_grown"]
-    new = recalled(github_run, 2) - recalled(github_run, 1)
-    assert any(i.startswith("deep/compilers:") for i in new)  # a repo no seed file came from
-    assert "deep/compilers" in r2["new_domains"]
+    assert r2["seed_purity_proxy"] == {"joining": len(grown), "previous_model": 1.0, "first_model": 1.0}
     assert not any(i.startswith(("junk/", "misc/")) for i in recalled(github_run, 2))
 
 
