@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob as _glob
 import json
 import os
 import posixpath
@@ -112,7 +113,10 @@ def has_glob(path: str) -> bool:
 
 
 def glob(pattern: str) -> list[str]:
-    """Sorted matches of a glob (`**` recursive) on any filesystem, with the protocol kept."""
+    """Sorted matches of a glob (`**` recursive) on any filesystem, with the protocol kept; local
+    matches stay relative when the pattern is (paths are recorded in document metadata)."""
+    if not is_remote(pattern):
+        return sorted(_glob.glob(pattern.removeprefix("file://"), recursive=True))
     fs, p = fs_and_path(pattern)
     return [with_protocol(pattern, f) for f in sorted(fs.glob(p))]
 
