@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 import pyarrow.parquet as pq
 from datatrove.data import Document
+from pydantic import BaseModel, ConfigDict
 
 from dedup import work
 from pipeline import documents, storage
@@ -31,9 +32,10 @@ class Piece:
     hi: int | None  # one past the last row; None: to the end
 
 
-@dataclass
-class Source:
+class Source(BaseModel):
     """Parquet files read in place, with the names of their text and id columns."""
+
+    model_config = ConfigDict(extra="forbid")
 
     files: list[str]
     text_field: str = "text"

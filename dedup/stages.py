@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
 from dedup import decide, graph, steps, work
 from dedup.keep import DEFAULT_KEEP, KEEP_RULES
@@ -41,17 +41,14 @@ class _Dedup(StageSpec):
     stars_field: str = "stars"
     partitions: int = Field(default=256, ge=1, le=1 << 20)
 
-    _source: Source | None = PrivateAttr(default=None)  # the CLI's parquet files, read in place
-
-    def read_in_place(self, source: Source) -> None:
-        self._source = source
+    source: Source | None = None  # set by `codecurate dedup`: parquet files read in place instead of `input`
 
     def default_tasks(self, ctx: StageContext) -> int:
-        return len(self._source.files) if self._source else super().default_tasks(ctx)
+        return len(self.source.files) if self.source else super().default_tasks(ctx)
 
     def common(self, ctx: StageContext) -> tuple[int, dict]:
         t = self.tasks or self.default_tasks(ctx)
-        return t, dict(input_dirs=ctx.input_dirs, work_dir=ctx.work_dir(), tasks=t, partitions=self.partitions, source=self._source)
+        return t, dict(input_dirs=ctx.input_dirs, work_dir=ctx.work_dir(), tasks=t, partitions=self.partitions, source=self.source)
 
     def last_phase(self, ctx: StageContext, t: int, common: dict, reason: str) -> Phase:
         return Phase("apply", [decide.Summary(**common, stage_dir=ctx.stage_dir), decide.ApplyDecisions(**common, reason=reason),

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash, MinHashLSH
-from dedup_corpus import jaccard_pairs, odd_first_bucket, planted_corpus, run_dedup, write_jsonl_shards
+from dedup_corpus import jaccard_pairs, odd_first_bucket, planted_corpus, run_dedup, run_graph, write_jsonl_shards
 from pydantic import ValidationError
 
 from dedup.minhash import MinHasher, band_keys, lsh_params
@@ -140,9 +140,9 @@ def test_resume_after_kill_between_phases_gives_identical_output(planted, near4,
     runner.run(["input"])
     # the "killed" run: signatures and buckets complete, then one bucket task lost its marker
     ctx = StageContext(run_dir=run_dir, stage="dedup", seed=0, input_dirs=[os.path.join(run_dir, "input")])
-    for phase in spec.phases(ctx)[:2]:
+    for phase in itertools.islice(spec.phases(ctx), 2):  # each phase runs before the next is planned
         make_executor("local", phase.steps, phase.tasks, 1, os.path.join(run_dir, "dedup", "_logs", phase.name)).run()
-    os.remove(os.path.join(run_dir, "dedup", "_logs", "buckets", "completions", "00002"))
+    os.remove(os.path.join(run_dir, "dedup", "_logs", "signatures", "completions", "00002"))
     runner.run()
     for name in ["clusters.parquet"] + [f"part-{i:05d}.parquet" for i in range(4)]:
         with open(os.path.join(run_dir, "dedup", name), "rb") as a, open(os.path.join(near4, "dedup", name), "rb") as b:
@@ -192,7 +192,6 @@ def test_big_bucket_resolution_matches_brute_force_components():
 def test_big_bucket_with_an_odd_first_member_loses_no_similar_pair(tmp_path):
     """Every document in one LSH bucket larger than ALL_PAIRS_UP_TO, the first unlike all the others:
     a star from it verifies nothing, yet every pair at Jaccard >= 0.7 must end in one cluster."""
-    from dedup import keep as keeping
     from dedup import steps, work
     from pipeline import documents
 
@@ -205,17 +204,16 @@ def test_big_bucket_with_an_odd_first_member_loses_no_similar_pair(tmp_path):
     pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in documents.SCHEMA.names} for r in rows], schema=documents.SCHEMA),
                    inp / "part-00000.parquet")
     wdir = str(tmp_path / "work")
-    refs = work.make_ref(0, np.arange(len(rows)))
-    work.write_table(os.path.join(wdir, "bands", work.shard_name(0, 0)),
-                     pa.table({"key": np.full(len(rows), 42, np.uint64), "ref": refs}, schema=steps.BAND_SCHEMA))
-    work.write_table(os.path.join(wdir, "members", work.shard_name(0)), pa.table(
-        {"ref": refs, "id": [r["id"] for r in rows], "length": [len(r["text"]) for r in rows], "stars": np.zeros(len(rows))},
-        schema=keeping.MEMBER_SCHEMA))
-    phases = [steps.Buckets([str(inp)], wdir, all_pairs=True),
-              steps.Verify([str(inp)], wdir, threshold=0.7, ngram=5, tokenizer="code"),
-              steps.Components([str(inp)], wdir, stage_dir=str(tmp_path), verified=True, keep=keeping.DEFAULT_KEEP)]
+    common = dict(input_dirs=[str(inp)], work_dir=wdir, tasks=1, partitions=3)
+    steps.Signatures(**common, ngram=5, tokenizer="code", num_perm=112, seed=1, bands=14, rows=8, stars_field="stars", sets=True).run()
+    refs = work.make_ref(0, np.arange(len(rows)))  # then every document in one bucket
+    work.write_parts(os.path.join(wdir, "bands", "t00000.parquet"),
+                     pa.table({"key": np.full(len(rows), 42, np.uint64), "ref": refs}, schema=steps.BAND_SCHEMA), np.zeros(len(rows)))
+    phases = [steps.Buckets(**common, all_pairs=True), steps.Verify(**common, threshold=0.7)]
     for step in phases:
         step.run(None, 0, 1)
+    rounds = run_graph(common, str(tmp_path))
+    assert rounds >= 2
     clusters = {r["id"]: r["cluster_id"] for r in pq.read_table(tmp_path / "clusters.parquet").to_pylist()}
     assert set(clusters) == {r["id"] for r in rows[1:]} and len(set(clusters.values())) == 1
     assert phases[0].stats["big_buckets"].total == 1 and phases[1].stats["big_bucket_unchecked_members"].total == 0
