@@ -290,3 +290,125 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')
     assert cli_main(["dedup", "near", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"), "--bands", "9"]) == 2
     assert "set both bands and rows" in capsys.readouterr().err
+
+
+def test_partitions_are_independent_of_tasks(planted, near4, tmp_path):
+    """Any (tasks, partitions) gives the clusters and kept set of the default run (4 tasks, 256 partitions)."""
+    for tasks, partitions in [(3, 1), (2, 7), (5, 64)]:
+        run_dir = tmp_path / f"t{tasks}p{partitions}"
+        run_dedup(run_dir, planted[1], "dedup_near", workers=1, tasks=tasks, partitions=partitions)
+        assert _clusters(str(run_dir)) == _clusters(near4), (tasks, partitions)
+        assert sorted(_kept_ids(str(run_dir))) == sorted(_kept_ids(near4))
+
+
+def _work_files(run_dir) -> dict[str, int]:
+    root = os.path.join(run_dir, "dedup", "_work")
+    return {os.path.relpath(d, root): len(files) for d, _, files in os.walk(root) if files}
+
+
+def test_intermediate_files_grow_with_tasks_not_with_partitions(planted, tmp_path):
+    """Each phase writes one file (plus a count) per task, however many partitions: O(tasks + partitions)."""
+    counts = {}
+    for partitions in (2, 64):
+        run_dir = tmp_path / f"p{partitions}"
+        run_dedup(run_dir, planted[1], "dedup_near", workers=1, tasks=3, partitions=partitions)
+        counts[partitions] = _work_files(run_dir)
+        assert all(n <= 3 for n in counts[partitions].values()), counts[partitions]
+    assert counts[2] == counts[64] and "signatures" not in counts[2]
+    assert {"bands", "members", "sets", "edges", "cc/r000", "labelled", "decisions", "clusters"} <= set(counts[2])
+    exact = tmp_path / "exact"
+    run_dedup(exact, planted[1], "dedup_exact", workers=1, tasks=3, partitions=64)
+    assert all(n <= 3 for n in _work_files(exact).values())
+
+
+def test_distributed_components_equal_brute_force(tmp_path):
+    """Star rounds over partitions and several tasks find scipy's components, each labelled by its
+    smallest node, on random graphs with long chains (many rounds) and big stars."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from dedup import graph, work
+    from dedup.steps import unique_edges
+
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        n = int(rng.integers(50, 400))
+        nodes = rng.choice(np.arange(1, 10**6, dtype=np.uint64), size=n, replace=False)
+        e = [rng.integers(0, n, size=(int(rng.integers(0, n)), 2))]
+        chain = rng.permutation(n)[: n // 2]  # a path through half the nodes, in random order
+        e.append(np.stack([chain[:-1], chain[1:]], axis=1))
+        e.append(np.stack([np.full(n // 5, chain[0]), rng.integers(0, n, n // 5)], axis=1))
+        idx = np.concatenate(e)
+        edges = unique_edges(nodes[idx[:, 0]], nodes[idx[:, 1]])
+        wdir = str(tmp_path / f"g{trial}")
+        partitions, tasks = int(rng.integers(1, 9)), int(rng.integers(1, 4))
+        with work.PartWriter(work.task_file(os.path.join(wdir, graph.round_dir(0)), 0), work.EDGE_SCHEMA) as w:
+            graph.add_both_ways(w, edges, partitions)
+        common = dict(input_dirs=[], work_dir=wdir, tasks=1, partitions=partitions)
+        k = 1
+        while True:
+            for rank in range(tasks):
+                graph.StarRound(**common, round=k).run(None, rank, tasks)
+            if graph.converged(wdir, k):
+                break
+            k += 1
+        found = {}
+        for q in range(partitions):
+            u, v, starts, _ = graph.neighbourhoods(work.PartReader(work.glob(os.path.join(wdir, graph.round_dir(k)), "t*.parquet"),
+                                                                   work.EDGE_SCHEMA).read(q))
+            found.update(zip(u[starts].tolist(), np.minimum(u[starts], v[starts]).tolist()))
+        sorted_nodes = np.unique(edges.reshape(-1))
+        inv = np.searchsorted(sorted_nodes, edges)
+        m = len(sorted_nodes)
+        labels = connected_components(coo_matrix((np.ones(len(inv)), (inv[:, 0], inv[:, 1])), shape=(m, m)), directed=False)[1]
+        smallest = {c: sorted_nodes[labels == c].min() for c in np.unique(labels)}
+        assert found == {int(x): int(smallest[c]) for x, c in zip(sorted_nodes, labels)}, trial
+        assert k < 40
+
+
+FOUR_SPELLINGS = [
+    "http://example.com/docs/page?id=3",
+    "HTTPS://www.Example.COM:443/docs/page?id=3#intro",
+    "https://example.com/docs/page?utm_source=feed&id=3",
+    "http://EXAMPLE.com:80/docs/%70age?id=3",
+]
+
+
+def test_one_url_normalisation_for_both_url_dedups():
+    from dedup.keys import url_key
+    from pipeline.web import urls
+
+    assert len({urls.dedup_key(u) for u in FOUR_SPELLINGS}) == 1
+    assert len({url_key(u) for u in FOUR_SPELLINGS}) == 1
+    assert url_key("http://example.com/docs/other") != url_key(FOUR_SPELLINGS[0])
+
+
+def test_web_extract_url_dedup_keeps_the_first_in_shard_order(tmp_path):
+    """Four spellings of one page and repeats of others over four shards: web_extract keeps the first
+    of each URL in shard order, for 1 or 3 tasks, like dedup_url with keep: [first]."""
+    from dedup.table_input import TableInput
+    from pipeline.recipe import Recipe
+    from pipeline.runner import Runner
+    from pipeline.web import urls
+    from pipeline.web.stages import WebExtract
+
+    rows = []
+    for i in range(24):
+        url = FOUR_SPELLINGS[i % 4] if i % 3 == 0 else f"https://site{i % 5}.org/p"
+        rows.append({"id": f"d{i:02d}", "text": f"page {i}", "url": url, "format": "markdown"})
+    d = write_jsonl_shards(rows, tmp_path / "in")
+    order = [r for s in range(4) for r in rows[s::4]]  # shard order
+    first = {}
+    for r in order:
+        first.setdefault(urls.dedup_key(r["url"]), r["id"])
+    expected = sorted(first.values())
+    for tasks in (1, 3):
+        run_dir = tmp_path / f"web{tasks}"
+        spec = WebExtract(name="dedup", kind="web_extract", input="input", tasks=tasks, partitions=5)
+        Runner(Recipe(name="t", run_dir=str(run_dir), seed=0, executor="local", workers=1,
+                      stages=[TableInput(name="input", kind="table_input", path=d), spec]), progress=False).run()
+        assert sorted(_kept_ids(str(run_dir))) == expected
+        stats = json.load(open(run_dir / "dedup" / "_stats.json"))
+        assert stats["balanced"] and stats["dropped"]["duplicate_url"]["docs"] == len(rows) - len(expected)
+    run_dedup(tmp_path / "url", d, "dedup_url", workers=1, keep=["first"])
+    assert sorted(_kept_ids(str(tmp_path / "url"))) == expected
