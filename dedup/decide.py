@@ -8,7 +8,6 @@ task count, and its cluster sizes as a histogram.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import numpy as np

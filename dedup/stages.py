@@ -1,8 +1,11 @@
 """Stage kinds `dedup_exact`, `dedup_near` and `dedup_url`: multi-phase, any number of tasks.
 
-Every phase splits its work by task rank over input shards or key partitions, and documents
-are addressed by their input position, so the clusters and the kept set are the same for
-any task or worker count, on Ray or locally. Besides the kept documents a stage writes
+Input phases cut the stage's rows into one piece per task (`shards`); keyed phases work on a
+fixed number of `partitions` (a recipe key, default 256), whatever the task count, and every
+phase writes one file per task (`work`). Documents are addressed by their input position, so
+the clusters and the kept set are the same for any task, partition or worker count, on Ray or
+locally. Near dedup: signatures -> buckets -> (verify) -> components rounds (`graph`) -> labels
+-> clusters -> apply; exact: keys -> groups -> apply (`decide`). Besides the kept documents a stage writes
 `clusters.parquet` (id, cluster_id, kept; documents in clusters of two or more; cluster_id
 is the kept document's id) and `dedup_stats.json` (clusters, size histogram, duplicate rate).
 

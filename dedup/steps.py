@@ -76,29 +76,40 @@ class Signatures(WorkStep):
 
 
 class _SetWriter:
-    """Sorted distinct shingle hashes per document, in ref order, SET_ROWS documents per row group."""
+    """Sorted distinct shingle hashes per document, in ref order, SET_ROWS documents per row group,
+    streamed batch by batch (nothing when `path` is None)."""
 
     def __init__(self, path: str | None):
-        self.path, self.refs, self.sets = path, [], []
+        self.path = path
+        if path:
+            self.fs, p = storage.fs_and_path(path)
+            self.fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
+            self.tmp, self.final = p + ".tmp", p
+            self.file = self.fs.open(self.tmp, "wb")
+            self.writer = pq.ParquetWriter(self.file, SET_SCHEMA, compression="lz4", use_dictionary=False)
 
     def __enter__(self):
         return self
 
     def add(self, refs: np.ndarray, shingles: list[np.ndarray]) -> None:
-        if self.path:
-            self.refs.append(refs)
-            for s in shingles:
-                s = np.sort(s)
-                self.sets.append(s[np.concatenate(([True], s[1:] != s[:-1]))])
+        if not self.path or not len(refs):
+            return
+        sets = []
+        for s in shingles:
+            s = np.sort(s)
+            sets.append(s[np.concatenate(([True], s[1:] != s[:-1]))])
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int32)
+        values = pa.array(np.concatenate(sets), pa.uint32())
+        t = pa.table({"ref": pa.array(refs, pa.uint64()), "shingles": pa.ListArray.from_arrays(pa.array(offsets), values)},
+                     schema=SET_SCHEMA)
+        self.writer.write_table(t, row_group_size=SET_ROWS)
 
     def __exit__(self, exc_type, *exc):
-        if exc_type is None and self.path:
-            sizes = np.fromiter((len(s) for s in self.sets), dtype=np.int64, count=len(self.sets))
-            offsets = pa.array(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32))
-            values = pa.array(np.concatenate(self.sets) if self.sets else np.empty(0, np.uint32), pa.uint32())
-            refs = np.concatenate(self.refs) if self.refs else np.empty(0, np.uint64)
-            t = pa.table({"ref": pa.array(refs, pa.uint64()), "shingles": pa.ListArray.from_arrays(offsets, values)}, schema=SET_SCHEMA)
-            work.write_table(self.path, t, row_group_size=SET_ROWS, compression="lz4", use_dictionary=False)
+        if self.path:
+            self.writer.close()
+            self.file.close()
+            if exc_type is None:
+                self.fs.mv(self.tmp, self.final)
 
 
 class SetIndex:
