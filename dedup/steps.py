@@ -19,7 +19,7 @@ from dedup import keep as keeping
 from dedup import work
 from dedup.minhash import MinHasher, band_keys
 from dedup.phase import WorkStep
-from dedup.shingles import shingle_hashes
+from dedup.shingles import shingle_set
 from pipeline import storage
 
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("ref", pa.uint64())])
@@ -60,7 +60,8 @@ class Signatures(WorkStep):
                     texts = cols["text"]
                     refs = work.make_ref(shard, np.arange(row0, row0 + len(texts)))
                     docs += len(texts)
-                    sh = [shingle_hashes(t or "", self.ngram, self.tokenizer) for t in texts]
+                    # distinct shingles: the same signature, fewer rows to hash, and Verify's sets
+                    sh = [shingle_set(t or "", self.ngram, self.tokenizer) for t in texts]
                     has = np.fromiter((len(s) > 0 for s in sh), dtype=bool, count=len(sh))
                     self.stat_update("no_tokens", value=int((~has).sum()))
                     keys = band_keys(hasher.signatures([s for s, h in zip(sh, has) if h]), self.bands, self.rows).reshape(-1)
@@ -76,7 +77,7 @@ class Signatures(WorkStep):
 
 
 class _SetWriter:
-    """Sorted distinct shingle hashes per document, in ref order, SET_ROWS documents per row group,
+    """Each document's shingle set (sorted distinct hashes), in ref order, SET_ROWS documents per row group,
     streamed batch by batch (nothing when `path` is None)."""
 
     def __init__(self, path: str | None):
@@ -94,12 +95,8 @@ class _SetWriter:
     def add(self, refs: np.ndarray, shingles: list[np.ndarray]) -> None:
         if not self.path or not len(refs):
             return
-        sets = []
-        for s in shingles:
-            s = np.sort(s)
-            sets.append(s[np.concatenate(([True], s[1:] != s[:-1]))])
-        offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int32)
-        values = pa.array(np.concatenate(sets), pa.uint32())
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in shingles])]).astype(np.int32)
+        values = pa.array(np.concatenate(shingles), pa.uint32())
         t = pa.table({"ref": pa.array(refs, pa.uint64()), "shingles": pa.ListArray.from_arrays(pa.array(offsets), values)},
                      schema=SET_SCHEMA)
         self.writer.write_table(t, row_group_size=SET_ROWS)
