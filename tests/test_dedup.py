@@ -268,7 +268,8 @@ def test_cli_near_on_parquet_with_custom_fields(tmp_path, capsys):
     from dedup.report import sections
 
     rows = planted_corpus(seed=3, bases=20, noise=10)
-    pq.write_table(pa.table({"content": [r["text"] for r in rows], "name": [r["id"] for r in rows]}), tmp_path / "docs.parquet")
+    pq.write_table(pa.table({"content": [r["text"] for r in rows], "name": [r["id"] for r in rows]}), tmp_path / "docs.parquet",
+                   row_group_size=16)
     out = tmp_path / "out"
     argv = ["dedup", "near", str(tmp_path / "docs.parquet"), "--output", str(out), "--text-field", "content",
             "--id-field", "name", "--threshold", "0.8", "--quiet", "--workers", "1"]
@@ -278,6 +279,16 @@ def test_cli_near_on_parquet_with_custom_fields(tmp_path, capsys):
     assert f"{len(rows)} documents, {stats['clusters']} duplicate clusters" in msg and stats["clusters"] >= 10
     ids = set(_kept_ids(str(out)))
     assert len(ids) == len(rows) - stats["duplicates_removed"] and ids <= {r["id"] for r in rows}
+    # the input is read in place: the output holds the kept documents, clusters and stats (and the run's logs)
+    assert sorted(os.listdir(out)) == ["dedup", "recipe.json"]
+    assert sorted(os.listdir(out / "dedup")) == ["_SUCCESS", "_logs", "_stats.json", "clusters.parquet", "dedup_stats.json",
+                                                 "part-00000.parquet"]
+    # one file cut by row groups over 3 tasks: the same clusters, the kept documents in 3 shards
+    split = tmp_path / "split"
+    assert cli_main([*argv[:4], str(split), *argv[5:], "--tasks", "3"]) == 0
+    assert _clusters(str(split)) == _clusters(str(out)) and len(storage.list_shards([str(split / "dedup")])) == 3
+    assert sorted(_kept_ids(str(split))) == sorted(ids)
+    capsys.readouterr()
     assert cli_main(argv) == 0  # a second run resumes (nothing to do) and says the same
     assert msg == capsys.readouterr().out
     (title, html), = sections(str(out / "dedup"))
