@@ -128,9 +128,9 @@ class ShardInput:
     def _physical(self, columns: list[str]) -> list[str] | None:
         if not self.source:
             return columns
-        if "metadata" in columns or "url" in columns:
+        if "metadata" in columns:
             return None
-        return [c for c in (self.source.text_field, self.source.id_field) if c in self._schema_names]
+        return [c for c in (self.source.text_field, self.source.id_field, "url") if c in self._schema_names]
 
     @cached_property
     def _schema_names(self) -> list[str]:
@@ -138,13 +138,25 @@ class ShardInput:
             return pq.ParquetFile(f).schema_arrow.names
 
     def _logical(self, shard: int, row0: int, batch, columns: list[str]) -> dict[str, list]:
+        """The requested columns under the document schema's names, column by column."""
         if not self.source:
             return batch.select(columns).to_pydict()
-        rows = batch.to_pylist()
-        docs = [self._document(shard, row0 + i, r) for i, r in enumerate(rows)]
-        out = {"id": [d.id for d in docs], "text": [d.text for d in docs],
-               "url": [d.metadata.get("url") for d in docs], "metadata": [json.dumps(d.metadata, default=str) for d in docs]}
-        return {c: out[c] for c in columns}
+        names, n = batch.schema.names, len(batch)
+        text_f, id_f = self.source.text_field, self.source.id_field
+        out: dict[str, list] = {}
+        if "text" in columns:
+            out["text"] = [t if isinstance(t, str) else "" for t in batch.column(text_f).to_pylist()] if text_f in names else [""] * n
+        if "id" in columns:
+            stem = posixpath.basename(self.files[shard])
+            ids = batch.column(id_f).to_pylist() if id_f in names else [None] * n
+            out["id"] = [str(x) if x is not None else f"{stem}:{row0 + i}" for i, x in enumerate(ids)]
+        if "url" in columns:
+            out["url"] = batch.column("url").to_pylist() if "url" in names else [None] * n
+        if "metadata" in columns:
+            rest = [c for c in names if c not in (text_f, id_f)]
+            rows = batch.select(rest).to_pylist() if rest else [{}] * n
+            out["metadata"] = [json.dumps(r, default=str) for r in rows]
+        return out
 
     def _document(self, shard: int, row: int, r: dict) -> Document:
         if not self.source:

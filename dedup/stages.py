@@ -31,7 +31,7 @@ from pipeline.stage import Phase, StageContext, StageSpec
 KeepRule = Literal[KEEP_RULES]  # type: ignore[valid-type]
 # graph phases run as many tasks as their data needs (up to `tasks`): a process pool costs seconds
 BAND_ROWS_PER_TASK = 16_000_000
-VERIFY_PAIRS_PER_TASK = 250_000
+VERIFY_PAIRS_PER_TASK = 1_000_000
 EDGES_PER_TASK = 4_000_000
 
 
