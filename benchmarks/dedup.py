@@ -29,6 +29,7 @@ import threading
 import time
 import zipfile
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -323,11 +324,11 @@ def main(argv=None) -> int:
     results: dict[str, list[dict]] = {}
     for name in args.legs.split(","):
         results.setdefault(name, []).append(run_leg(name, args))
-    med = {n: sorted(r["wall"] for r in rs)[len(rs) // 2] for n, rs in results.items()}
-    if "ours" in med:
+    for key in ("wall", "cpu"):
+        med = {n: float(np.median([r[key] for r in rs])) for n, rs in results.items()}
         for other in ("datatrove", "datasketch"):
-            if other in med:
-                print(f"  ours / {other}: {med[other] / med['ours']:.1f}x wall (median of ours' runs)")
+            if "ours" in med and other in med:
+                print(f"  ours / {other}: {med[other] / med['ours']:.1f}x {key} (median of each leg's runs)")
     quality = brute_force(one, args.work, list(results), args.brute_sample)
     with open(os.path.join(args.work, "results.json"), "w") as f:
         json.dump({"runs": results, "quality": quality}, f, indent=2)
