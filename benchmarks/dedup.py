@@ -113,15 +113,17 @@ def build_corpus(cache: str, work: str, shards: int) -> tuple[str, str]:
 # ---- the legs (each runs in its own process: `--leg NAME`) ---------------------------------------
 
 
-def leg_ours(work: str, one: str, split: str, workers: int) -> None:
+def leg_ours(work: str, one: str, split: str, workers: int, clusters: str = "components") -> None:
     from pipeline.cli import main as cli_main
 
-    out = os.path.join(work, "ours")
+    name = "ours" if clusters == "components" else f"ours_{clusters}"
+    out = os.path.join(work, name)
     shutil.rmtree(out, ignore_errors=True)
-    rc = cli_main(["dedup", "near", one, "--output", out, "--quiet", "--workers", str(workers), "--threshold", str(THRESHOLD)])
+    rc = cli_main(["dedup", "near", one, "--output", out, "--quiet", "--workers", str(workers), "--threshold", str(THRESHOLD),
+                   "--clusters", clusters])
     if rc:
         raise SystemExit(rc)
-    shutil.copy(os.path.join(out, "dedup", "clusters.parquet"), os.path.join(work, "clusters-ours.parquet"))
+    shutil.copy(os.path.join(out, "dedup", "clusters.parquet"), os.path.join(work, f"clusters-{name}.parquet"))
 
 
 TOKEN = re.compile(r"\w+|[^\w\s]+")
@@ -206,7 +208,8 @@ def leg_datatrove(work: str, one: str, split: str, workers: int) -> None:
                    os.path.join(work, "clusters-datatrove.parquet"))
 
 
-LEGS = {"ours": leg_ours, "datasketch": leg_datasketch, "datatrove": leg_datatrove}
+LEGS = {"ours": leg_ours, "ours_centres": lambda *a: leg_ours(*a, clusters="centres"), "datasketch": leg_datasketch,
+        "datatrove": leg_datatrove}
 
 
 def _group_sample(pgid: int, cpu: dict[int, int]) -> int:
@@ -255,8 +258,9 @@ def run_leg(name: str, args) -> dict:
 
 
 def brute_force(one: str, work: str, legs: list[str], sample: int) -> dict:
-    """Recall (pairs at Jaccard >= threshold + 0.05 in one cluster) and precision (pairs in one cluster at
-    Jaccard >= threshold) of each leg's clusters, for `sample` evenly spread files against every file."""
+    """Recall (pairs at Jaccard >= threshold + 0.05 in one cluster, or not both kept) and precision (pairs in
+    one cluster at Jaccard >= threshold) of each leg's clusters, for `sample` evenly spread files against
+    every file; and, over every removed file, the share at Jaccard >= threshold with its cluster's kept one."""
     import numpy as np
     from scipy.sparse import csr_matrix
 
@@ -277,13 +281,20 @@ def brute_force(one: str, work: str, legs: list[str], sample: int) -> dict:
     print(f"\nbrute force: exact Jaccard (our code 5-gram shingles) of {len(rows)} evenly spread files against all {len(ids)}:")
     out = {}
     for name in legs:
-        cl = pq.read_table(os.path.join(work, f"clusters-{name}.parquet"), columns=["id", "cluster_id"]).to_pylist()
+        cl = pq.read_table(os.path.join(work, f"clusters-{name}.parquet"), columns=["id", "cluster_id", "kept"]).to_pylist()
         cluster = np.full(len(ids), -1, dtype=np.int64)
+        kept = np.ones(len(ids), dtype=bool)
         label: dict[str, int] = {}
         for r in cl:
             cluster[index[r["id"]]] = label.setdefault(r["cluster_id"], len(label))
+            kept[index[r["id"]]] = r["kept"]
         counts = np.bincount(cluster[cluster >= 0], minlength=len(label))
-        should = found = joined = right = 0
+        centre = {c: i for i, c in enumerate(cluster) if c >= 0 and kept[i]}
+        removed = np.array([i for i in range(len(ids)) if not kept[i] and cluster[i] in centre], dtype=np.int64)
+        pair = np.array([centre[cluster[i]] for i in removed], dtype=np.int64)
+        inter = np.asarray(inc[removed].multiply(inc[pair]).sum(axis=1)).ravel() if len(removed) else np.zeros(0)
+        vs_kept = float(np.mean(inter / (sizes[removed] + sizes[pair] - inter) >= THRESHOLD)) if len(removed) else 1.0
+        should = found = joined = right = both_kept = 0
         for lo in range(0, len(rows), 100):
             chunk = rows[lo : lo + 100]
             inter = (inc[chunk] @ by_doc).tocoo()
@@ -294,12 +305,16 @@ def brute_force(one: str, work: str, legs: list[str], sample: int) -> dict:
             same = (cluster[a] >= 0) & (cluster[a] == cluster[b])
             should += int((jac >= THRESHOLD + 0.05).sum())
             found += int((same & (jac >= THRESHOLD + 0.05)).sum())
+            both_kept += int((kept[a] & kept[b] & (jac >= THRESHOLD + 0.05)).sum())
             mine = cluster[chunk][cluster[chunk] >= 0]
             joined += int((counts[mine] - 1).sum())  # pairs in one cluster; those sharing no shingle have Jaccard 0
             right += int((same & (jac >= THRESHOLD)).sum())
-        out[name] = {"recall": found / max(1, should), "precision": right / max(1, joined)}
-        print(f"  {name:11s} recall {out[name]['recall']:.4f} ({found}/{should} pairs at J >= {THRESHOLD + 0.05:.2f}), "
-              f"precision {out[name]['precision']:.4f} ({right}/{joined} pairs in one cluster at J >= {THRESHOLD})")
+        out[name] = {"recall": found / max(1, should), "precision": right / max(1, joined),
+                     "recall_not_both_kept": 1 - both_kept / max(1, should), "removed_vs_kept_precision": vs_kept}
+        print(f"  {name:12s} pairs at J >= {THRESHOLD + 0.05:.2f}: {found}/{should} in one cluster (recall {out[name]['recall']:.4f}), "
+              f"not both kept {1 - both_kept / max(1, should):.4f}; pairs in one cluster at J >= {THRESHOLD}: {right}/{joined} "
+              f"(precision {out[name]['precision']:.4f}); removed files at J >= {THRESHOLD} with their kept one: "
+              f"{vs_kept:.4f} of {len(removed)}")
     return out
 
 

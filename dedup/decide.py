@@ -120,20 +120,29 @@ class ExactGroups(WorkStep):
 
 
 class Decide(WorkStep):
-    """Near dedup: the labelled members of partitions `rank::world_size`; one kept per cluster."""
+    """Near dedup: the labelled members of partitions `rank::world_size`; one kept per cluster.
+
+    With `centres`, components are split first (`dedup.centres`), reading the members' shingle sets."""
 
     name = "clusters"
 
-    def __init__(self, input_dirs, work_dir, *, tasks, partitions, source=None, keep):
+    def __init__(self, input_dirs, work_dir, *, tasks, partitions, source=None, keep, centres: bool = False, threshold: float = 0.7):
         super().__init__(input_dirs, work_dir, tasks=tasks, partitions=partitions, source=source)
-        self.keep = keep
+        self.keep, self.centres, self.threshold = keep, centres, threshold
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from dedup import centres
+        from dedup.steps import SetIndex
+
         reader = self.parts("labelled", graph.LABELLED_SCHEMA)
+        sets = SetIndex(work.glob(self.path("sets"), "t*.parquet")) if self.centres else None
         with Decider(self, rank, self.keep) as decider:
             for q in work.mine(self.partitions, rank, world_size):
                 with self.track_time():
-                    decider.add(q, reader.read(q))
+                    members = reader.read(q)
+                    if sets is not None:
+                        members = centres.split(members, self.keep, sets, self.threshold)
+                    decider.add(q, members)
 
 
 class Summary(WorkStep):

@@ -92,6 +92,8 @@ class DedupNear(_Dedup):
     null to derive them from `threshold` with datasketch's optimal-parameter method. With `verify`,
     no pair of documents that share a bucket and reach `threshold` is lost (`dedup/big_buckets.py`;
     short of a bucket that spends its bounded checks, counted as `big_bucket_unchecked_members`).
+    `clusters`: `components` (connected components of the verified pairs) or `centres` (each
+    component split so that every removed document reaches `threshold` with its kept one).
     """
 
     level: Literal["file", "repo", "page"] = "file"
@@ -102,6 +104,7 @@ class DedupNear(_Dedup):
     rows: int | None = Field(default=8, ge=1)
     threshold: Fraction = 0.7
     verify: bool = True
+    clusters: Literal["components", "centres"] = "components"
     minhash_seed: int = 1
 
     @model_validator(mode="after")
@@ -110,6 +113,8 @@ class DedupNear(_Dedup):
             raise ValueError("set both bands and rows, or neither (to derive them from threshold)")
         if self.bands is not None and self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.clusters == "centres" and not self.verify:
+            raise ValueError("clusters: centres needs verify: true (it reads the verified shingle sets)")
         return self
 
     def lsh(self) -> tuple[int, int]:
@@ -143,5 +148,5 @@ class DedupNear(_Dedup):
             if k > graph.MAX_ROUNDS:
                 raise RuntimeError(f"connected components did not converge in {graph.MAX_ROUNDS} rounds")
         yield Phase("labels", [graph.Label(**common, round=k)], g)
-        yield Phase("clusters", [decide.Decide(**common, keep=self.keep)], g)
+        yield Phase("clusters", [decide.Decide(**common, keep=self.keep, centres=self.clusters == "centres", threshold=self.threshold)], g)
         yield self.last_phase(ctx, t, common, "near_duplicate")

@@ -423,3 +423,26 @@ def test_web_extract_url_dedup_keeps_the_first_in_shard_order(tmp_path):
         assert stats["balanced"] and stats["dropped"]["duplicate_url"]["docs"] == len(rows) - len(expected)
     run_dedup(tmp_path / "url", d, "dedup_url", workers=1, keep=["first"])
     assert sorted(_kept_ids(str(tmp_path / "url"))) == expected
+
+
+def test_centres_split_chains_so_every_removed_document_resembles_its_kept_one(tmp_path):
+    """A chain of versions (neighbours similar, ends not) is one component; `clusters: centres` splits it
+    so that each removed document reaches the threshold with the document kept in its place."""
+    rows = [{"id": f"c{i:02d}", "text": t} for i, t in enumerate(odd_first_bucket(16, seed=9)[1:])]
+    rows += planted_corpus(seed=4, bases=10, noise=5)
+    truth = jaccard_pairs(rows)
+    d = write_jsonl_shards(rows, tmp_path / "in", shards=2)
+    run_dedup(tmp_path / "comp", d, "dedup_near", workers=1, tasks=2, partitions=3)
+    run_dedup(tmp_path / "cent", d, "dedup_near", workers=1, tasks=2, partitions=3, clusters="centres")
+    comp, cent = _clusters(str(tmp_path / "comp")), _clusters(str(tmp_path / "cent"))
+    unlike = [i for i in comp if not comp[i][1] and truth.get(tuple(sorted((i, comp[i][0]))), 0) < 0.7]
+    assert unlike and all(i.startswith("c") for i in unlike)  # components: chain members removed for an unlike kept one
+    assert len({cent[i][0] for i in cent if i.startswith("c")}) > len({comp[i][0] for i in comp if i.startswith("c")})
+    for i, (cid, kept) in cent.items():
+        assert kept == (i == cid)
+        if not kept:
+            assert truth[tuple(sorted((i, cid)))] >= 0.7, (i, cid)
+            assert comp[i][0] == comp[cid][0]  # a split of the components, never a merge
+    assert sorted(_kept_ids(str(tmp_path / "cent"))) == sorted(r["id"] for r in rows if r["id"] not in cent or cent[r["id"]][1])
+    with pytest.raises(ValidationError, match="needs verify"):
+        DedupNear(name="d", kind="dedup_near", input="x", clusters="centres", verify=False)
