@@ -4,6 +4,9 @@
 - `minhash`: datasketch-compatible MinHash signatures over whole batches, LSH band keys;
 - `keys`: xxh3-128 content keys with optional normalisation, URL keys;
 - `keep`: which document of a cluster survives;
-- `steps`, `stages`: the datatrove steps and the `dedup_exact` / `dedup_near` / `dedup_url` kinds;
+- `work`, `shards`, `phase`: refs, partitioned intermediate files, the input cut into per-task pieces;
+- `steps` (signatures, buckets, verification), `graph` (distributed connected components),
+  `decide` (exact keys, kept documents, summary, applying the drops), `stages`: the
+  `dedup_exact` / `dedup_near` / `dedup_url` kinds;
 - `cli`: `codecurate dedup exact|near`.
 """

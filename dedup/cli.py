@@ -1,12 +1,15 @@
 """`codecurate dedup exact|near INPUT --output DIR`: the dedup stages on parquet or jsonl files.
 
-The input is read into `DIR/input/`, the kept documents go to `DIR/dedup/part-*.parquet`, with
-`DIR/dedup/clusters.parquet` and `DIR/dedup/dedup_stats.json` beside them. Running the same
-command again resumes.
+Parquet input is read in place, cut by row groups into one piece per task (default: as many
+tasks as CPU cores, so one large file keeps every core busy); JSON-lines input is first read
+into `DIR/input/`. The kept documents go to `DIR/dedup/part-*.parquet`, with
+`DIR/dedup/clusters.parquet` and `DIR/dedup/dedup_stats.json` beside them; the intermediate
+files are removed once the stage has completed. Running the same command again resumes.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -18,9 +21,16 @@ def _run(args, kind: str, opts: dict) -> int:
     from pipeline.recipe import Recipe
     from pipeline.runner import Runner, RunError
 
+    workers = args.workers or os.cpu_count() or 1
     try:
-        table_files(args.input)
-        spec = registry.kind_class(kind).model_validate({"name": "dedup", "kind": kind, "input": "input", **opts})
+        files = [os.path.abspath(f) for f in table_files(args.input)]
+        in_place = all(f.endswith(".parquet") for f in files)
+        if in_place:
+            opts["source"] = {"files": files, "text_field": args.text_field, "id_field": args.id_field}
+        else:
+            opts["input"] = "input"
+        opts.setdefault("tasks", max(len(files), workers))
+        spec = registry.kind_class(kind).model_validate({"name": "dedup", "kind": kind, **opts})
     except FileNotFoundError as e:
         print(f"codecurate dedup: {e}", file=sys.stderr)
         return 2
@@ -28,10 +38,11 @@ def _run(args, kind: str, opts: dict) -> int:
         for err in e.errors():
             print(f"codecurate dedup: {'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}", file=sys.stderr)
         return 2
-    source = TableInput(name="input", kind="table_input", path=args.input, text_field=args.text_field, id_field=args.id_field)
+    stages = [spec]
+    if not in_place:
+        stages.insert(0, TableInput(name="input", kind="table_input", path=args.input, text_field=args.text_field, id_field=args.id_field))
     recipe = Recipe(
-        name=f"dedup-{args.mode}", run_dir=args.output, seed=0, executor=args.executor or "local",
-        workers=args.workers or 2, stages=[source, spec],
+        name=f"dedup-{args.mode}", run_dir=args.output, seed=0, executor=args.executor or "local", workers=workers, stages=stages,
     )
     try:
         Runner(recipe, address=args.address, progress=not args.quiet).run()
@@ -39,6 +50,9 @@ def _run(args, kind: str, opts: dict) -> int:
         print(f"codecurate: {e}", file=sys.stderr)
         return 1
     out = storage.join(args.output, "dedup")
+    fs, scratch = storage.fs_and_path(storage.join(out, "_work"))
+    if fs.exists(scratch):
+        fs.rm(scratch, recursive=True)
     stats = storage.read_json(storage.join(out, "dedup_stats.json"), {})
     print(
         f"{stats.get('docs', 0)} documents, {stats.get('clusters', 0)} duplicate clusters, "
@@ -58,7 +72,7 @@ def cmd_exact(args) -> int:
 def cmd_near(args) -> int:
     opts = {
         "level": args.level, "threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm,
-        "verify": not args.no_verify,
+        "verify": not args.no_verify, "clusters": args.clusters,
     }
     if args.bands or args.rows:
         opts |= {"bands": args.bands, "rows": args.rows}
@@ -76,7 +90,7 @@ def _common(p) -> None:
     p.add_argument("--output", required=True, help="output directory (kept documents, clusters.parquet)")
     p.add_argument("--text-field", default="text", help="column holding the text (default: text)")
     p.add_argument("--id-field", default="id", help="column holding the document id (default: id; row number if absent)")
-    p.add_argument("--tasks", type=int, help="tasks per phase (default: one per input file)")
+    p.add_argument("--tasks", type=int, help="tasks per phase (default: one per input file, at least one per CPU core)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_run_options(p)
 
@@ -100,4 +114,6 @@ def register(sub) -> None:
     n.add_argument("--bands", type=int, help="LSH bands (with --rows; default: 14x8 for 112, else from the threshold)")
     n.add_argument("--rows", type=int, help="rows per band")
     n.add_argument("--no-verify", action="store_true", help="skip the exact-Jaccard check of candidate pairs")
+    n.add_argument("--clusters", choices=["components", "centres"], default="components",
+                   help="components (default) or centres: every removed document reaches the threshold with its kept one")
     n.set_defaults(func=cmd_near)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-KEEP_RULES = ("most_stars", "fewest_stars", "longest", "shortest", "smallest_id", "largest_id")
+KEEP_RULES = ("most_stars", "fewest_stars", "longest", "shortest", "smallest_id", "largest_id", "first")
 DEFAULT_KEEP = ["most_stars", "longest", "smallest_id"]
 
 _SORT = {
@@ -15,6 +15,7 @@ _SORT = {
     "shortest": ("length", "ascending"),
     "smallest_id": ("id", "ascending"),
     "largest_id": ("id", "descending"),
+    "first": ("ref", "ascending"),  # first in shard order (web_extract's URL dedup)
 }
 
 MEMBER_SCHEMA = pa.schema([("ref", pa.uint64()), ("id", pa.string()), ("length", pa.int64()), ("stars", pa.float64())])

@@ -1,15 +1,15 @@
-"""Keys for exact dedup: xxh3-128 of (optionally normalised) text, or a normalised URL."""
+"""Keys for exact dedup: xxh3-128 of (optionally normalised) text, or of a normalised URL."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 import xxhash
 
+from pipeline.web import urls
+
 NORMALISATIONS = ("whitespace", "case")
 _WS = re.compile(r"\s+")
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def normalise_text(text: str, normalise: list[str] | tuple[str, ...] = ()) -> str:
@@ -27,22 +27,9 @@ def text_key(text: str, normalise: list[str] | tuple[str, ...] = ()) -> tuple[in
     return d >> 64, d & ((1 << 64) - 1)
 
 
-def normalise_url(url: str) -> str:
-    """Scheme and host lower-cased, default port and fragment dropped, empty path as `/`."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    port = parts.port if parts.port is not None and str(parts.port) != _DEFAULT_PORTS.get(scheme) else None
-    netloc = host + (f":{port}" if port else "")
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-
-
 def url_key(url: str | None) -> tuple[int, int] | None:
+    """xxh3-128 of `pipeline.web.urls.dedup_key(url)`: the one URL normalisation of codecurate."""
     if not url:
         return None
-    try:
-        norm = normalise_url(url)
-    except ValueError:  # e.g. a port that is not a number: fall back to the raw string
-        norm = url.strip()
-    d = xxhash.xxh3_128_intdigest(norm.encode("utf-8", "surrogatepass"))
+    d = xxhash.xxh3_128_intdigest(urls.dedup_key(url).encode("utf-8", "surrogatepass"))
     return d >> 64, d & ((1 << 64) - 1)

@@ -1,8 +1,11 @@
 """Stage kinds `dedup_exact`, `dedup_near` and `dedup_url`: multi-phase, any number of tasks.
 
-Every phase splits its work by task rank over input shards or key partitions, and documents
-are addressed by their input position, so the clusters and the kept set are the same for
-any task or worker count, on Ray or locally. Besides the kept documents a stage writes
+Input phases cut the stage's rows into one piece per task (`shards`); keyed phases work on a
+fixed number of `partitions` (a recipe key, default 256), whatever the task count, and every
+phase writes one file per task (`work`). Documents are addressed by their input position, so
+the clusters and the kept set are the same for any task, partition or worker count, on Ray or
+locally. Near dedup: signatures -> buckets -> (verify) -> components rounds (`graph`) -> labels
+-> clusters -> apply; exact: keys -> groups -> apply (`decide`). Besides the kept documents a stage writes
 `clusters.parquet` (id, cluster_id, kept; documents in clusters of two or more; cluster_id
 is the kept document's id) and `dedup_stats.json` (clusters, size histogram, duplicate rate).
 
@@ -12,23 +15,47 @@ code tokens; `page` (web text) shingles case-folded words; `url` keys exact dedu
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dedup import steps
+from dedup import decide, graph, steps, work
 from dedup.keep import DEFAULT_KEEP, KEEP_RULES
 from dedup.keys import NORMALISATIONS
 from dedup.minhash import lsh_params
+from dedup.shards import Source
 from pipeline.recipe import Fraction
 from pipeline.stage import Phase, StageContext, StageSpec
 
 KeepRule = Literal[KEEP_RULES]  # type: ignore[valid-type]
+# graph phases run as many tasks as their data needs (up to `tasks`): a process pool costs seconds
+BAND_ROWS_PER_TASK = 16_000_000
+VERIFY_PAIRS_PER_TASK = 1_000_000
+EDGES_PER_TASK = 4_000_000
+
+
+def sized(tasks: int, amount: int, per_task: int) -> int:
+    return max(1, min(tasks, math.ceil(amount / per_task)))
 
 
 class _Dedup(StageSpec):
     keep: list[KeepRule] = Field(default_factory=lambda: list(DEFAULT_KEEP), min_length=1)
     stars_field: str = "stars"
+    partitions: int = Field(default=256, ge=1, le=1 << 20)
+
+    source: Source | None = None  # set by `codecurate dedup`: parquet files read in place instead of `input`
+
+    def default_tasks(self, ctx: StageContext) -> int:
+        return len(self.source.files) if self.source else super().default_tasks(ctx)
+
+    def common(self, ctx: StageContext) -> tuple[int, dict]:
+        t = self.tasks or self.default_tasks(ctx)
+        return t, dict(input_dirs=ctx.input_dirs, work_dir=ctx.work_dir(), tasks=t, partitions=self.partitions, source=self.source)
+
+    def last_phase(self, ctx: StageContext, t: int, common: dict, reason: str) -> Phase:
+        return Phase("apply", [decide.Summary(**common, stage_dir=ctx.stage_dir), decide.ApplyDecisions(**common, reason=reason),
+                               ctx.writer()], t)
 
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
@@ -43,21 +70,17 @@ class DedupExact(_Dedup):
     level: Literal["file", "repo", "page", "url"] = "file"
     normalise: list[Literal[NORMALISATIONS]] = []  # type: ignore[valid-type]
 
-    def phases(self, ctx: StageContext) -> list[Phase]:
-        t = self.tasks or self.default_tasks(ctx)
-        w = ctx.work_dir()
-        common = dict(input_dirs=ctx.input_dirs, work_dir=w)
+    def phases(self, ctx: StageContext):
+        t, common = self.common(ctx)
         reason = "duplicate_url" if self.level == "url" else "exact_duplicate"
-        return [
-            Phase("keys", [steps.ExactKeys(**common, level=self.level, normalise=self.normalise, partitions=t, stars_field=self.stars_field)], t),
-            Phase("groups", [steps.ExactGroups(**common, keep=self.keep)], t),
-            Phase("summary", [steps.Summary(**common, stage_dir=ctx.stage_dir, partitions=t)], 1),
-            Phase("apply", [steps.ApplyDecisions(**common, reason=reason), ctx.writer()], t),
-        ]
+        yield Phase("keys", [decide.ExactKeys(**common, level=self.level, normalise=self.normalise, stars_field=self.stars_field,
+                                              keep=self.keep)], t)
+        yield Phase("groups", [decide.ExactGroups(**common, keep=self.keep)], t)
+        yield self.last_phase(ctx, t, common, reason)
 
 
 class DedupUrl(DedupExact):
-    """Exact dedup of web pages by normalised URL (lower-cased host, no fragment or default port)."""
+    """Exact dedup of web pages by normalised URL (`pipeline.web.urls.dedup_key`)."""
 
     level: Literal["url"] = "url"
 
@@ -69,6 +92,8 @@ class DedupNear(_Dedup):
     null to derive them from `threshold` with datasketch's optimal-parameter method. With `verify`,
     no pair of documents that share a bucket and reach `threshold` is lost (`dedup/big_buckets.py`;
     short of a bucket that spends its bounded checks, counted as `big_bucket_unchecked_members`).
+    `clusters`: `components` (connected components of the verified pairs) or `centres` (each
+    component split so that every removed document reaches `threshold` with its kept one).
     """
 
     level: Literal["file", "repo", "page"] = "file"
@@ -79,6 +104,7 @@ class DedupNear(_Dedup):
     rows: int | None = Field(default=8, ge=1)
     threshold: Fraction = 0.7
     verify: bool = True
+    clusters: Literal["components", "centres"] = "components"
     minhash_seed: int = 1
 
     @model_validator(mode="after")
@@ -87,6 +113,8 @@ class DedupNear(_Dedup):
             raise ValueError("set both bands and rows, or neither (to derive them from threshold)")
         if self.bands is not None and self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.clusters == "centres" and not self.verify:
+            raise ValueError("clusters: centres needs verify: true (it reads the verified shingle sets)")
         return self
 
     def lsh(self) -> tuple[int, int]:
@@ -94,21 +122,31 @@ class DedupNear(_Dedup):
             return self.bands, self.rows
         return lsh_params(self.threshold, self.num_perm)
 
-    def phases(self, ctx: StageContext) -> list[Phase]:
-        t = self.tasks or self.default_tasks(ctx)
+    def phases(self, ctx: StageContext):
+        """Generated one at a time: the graph phases' task counts and rounds depend on what came before."""
+        t, common = self.common(ctx)
         w = ctx.work_dir()
-        common = dict(input_dirs=ctx.input_dirs, work_dir=w)
         tok = self.tokenizer or ("words" if self.level == "page" else "code")
         bands, rows = self.lsh()
-        sig = steps.Signatures(
+        yield Phase("signatures", [steps.Signatures(
             **common, ngram=self.ngram, tokenizer=tok, num_perm=self.num_perm, seed=self.minhash_seed,
-            bands=bands, rows=rows, partitions=t, stars_field=self.stars_field,
-        )
-        out = [Phase("signatures", [sig], t), Phase("buckets", [steps.Buckets(**common, all_pairs=self.verify)], t)]
+            bands=bands, rows=rows, stars_field=self.stars_field, sets=self.verify,
+        )], t)
+        band_rows = work.read_counts(ctx.work_dir("counts")).get("band_rows", 0)
+        yield Phase("buckets", [steps.Buckets(**common, all_pairs=self.verify)], sized(t, band_rows, BAND_ROWS_PER_TASK))
+        edges = work.read_counts(ctx.work_dir("edge_counts")).get("edges", 0)
         if self.verify:
-            out.append(Phase("verify", [steps.Verify(**common, threshold=self.threshold, ngram=self.ngram, tokenizer=tok)], t))
-        out += [
-            Phase("clusters", [steps.Components(**common, stage_dir=ctx.stage_dir, verified=self.verify, keep=self.keep)], 1),
-            Phase("apply", [steps.ApplyDecisions(**common, reason="near_duplicate"), ctx.writer()], t),
-        ]
-        return out
+            yield Phase("verify", [steps.Verify(**common, threshold=self.threshold)], sized(t, edges, VERIFY_PAIRS_PER_TASK))
+            edges = work.read_counts(ctx.work_dir("verified_counts")).get("edges", 0)
+        g = sized(t, 2 * edges, EDGES_PER_TASK)
+        k = 1
+        while True:
+            yield Phase(f"components-{k}", [graph.StarRound(**common, round=k)], g)
+            if graph.converged(w, k):
+                break
+            k += 1
+            if k > graph.MAX_ROUNDS:
+                raise RuntimeError(f"connected components did not converge in {graph.MAX_ROUNDS} rounds")
+        yield Phase("labels", [graph.Label(**common, round=k)], g)
+        yield Phase("clusters", [decide.Decide(**common, keep=self.keep, centres=self.clusters == "centres", threshold=self.threshold)], g)
+        yield self.last_phase(ctx, t, common, "near_duplicate")

@@ -1,108 +1,163 @@
-"""The datatrove steps of the dedup phases. Only `ApplyDecisions` (the last phase) counts documents in.
+"""The datatrove steps of near dedup's first phases: `Signatures` -> `Buckets` -> (`Verify`).
 
-Near dedup: `Signatures` -> `Buckets` -> (`Verify`) -> `Components` -> `ApplyDecisions`.
-Exact dedup: `ExactKeys` -> `ExactGroups` -> `Summary` -> `ApplyDecisions`.
+Then `graph` finds the connected components and `decide` picks the kept document of each and
+applies the decisions. Every phase after `Signatures` works partition by partition
+(`work.PartReader` / `work.PartWriter`), so a task holds one partition's data at a time.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 
-from dedup import big_buckets
+from dedup import big_buckets, graph
 from dedup import keep as keeping
 from dedup import work
-from dedup.keys import text_key, url_key
 from dedup.minhash import MinHasher, band_keys
-from dedup.shingles import shingle_hashes, shingle_set
-from pipeline import documents, storage
-from pipeline.steps import Step
+from dedup.phase import WorkStep
+from dedup.shingles import shingle_set
+from pipeline import storage
 
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("ref", pa.uint64())])
-KEY_SCHEMA = pa.schema(
-    [("hi", pa.uint64()), ("lo", pa.uint64()), ("ref", pa.uint64()), ("id", pa.string()), ("length", pa.int64()), ("stars", pa.float64())]
-)
+SET_SCHEMA = pa.schema([("ref", pa.uint64()), ("shingles", pa.list_(pa.uint32()))])
 ALL_PAIRS_UP_TO = 8  # with verification, buckets this small give all their pairs; larger ones go to big_buckets
 BIG_BUCKET_DOCS = 20_000  # Verify loads the shingle sets of about this many big-bucket members at a time
+SET_ROWS = 256  # documents per row group of the shingle-set files: what Verify reads to get one set
+EDGE_BLOCK = 8  # Verify's partition of an edge is that of its first document's 2^8-row block: fewer set reads
 
 
-class _Phase(Step):
-    """A step that reads its own inputs and writes intermediate files; it yields no documents."""
-
-    def __init__(self, input_dirs: list[str], work_dir: str):
-        super().__init__()
-        self.input = work.ShardInput(input_dirs)
-        self.work_dir = work_dir
-
-    def path(self, *parts: str) -> str:
-        return storage.join(self.work_dir, *parts)
+def stars_of(metadata: list[str | None], field: str) -> list[float]:
+    return [keeping.doc_stars(json.loads(m or "{}"), field) for m in metadata]
 
 
-def _meta(row: dict) -> dict:
-    return json.loads(row.get("metadata") or "{}")
-
-
-class Signatures(_Phase):
-    """Per input shard: MinHash signatures, LSH band keys split into `partitions` files, member info."""
+class Signatures(WorkStep):
+    """Per task's rows: MinHash band keys by key partition, member info by ref partition, and
+    (with verification) each document's shingle set in ref order, for `Verify` to read back."""
 
     name = "minhash signatures"
 
-    def __init__(self, input_dirs, work_dir, *, ngram, tokenizer, num_perm, seed, bands, rows, partitions, stars_field):
-        super().__init__(input_dirs, work_dir)
+    def __init__(self, input_dirs, work_dir, *, tasks, partitions, source=None, ngram, tokenizer, num_perm, seed, bands,
+                 rows, stars_field, sets: bool):
+        super().__init__(input_dirs, work_dir, tasks=tasks, partitions=partitions, source=source)
         self.ngram, self.tokenizer = ngram, tokenizer
         self.num_perm, self.seed, self.bands, self.rows = num_perm, seed, bands, rows
-        self.partitions, self.stars_field = partitions, stars_field
+        self.stars_field, self.sets = stars_field, sets
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         hasher = MinHasher(self.num_perm, self.seed)
-        for shard, path in self.input.mine(rank, world_size):
-            parts: list[list[pa.Table]] = [[] for _ in range(self.partitions)]
-            members: list[pa.Table] = []
-            row0 = 0
-            for batch in self.input.batches(path, ["id", "text", "metadata"]):
+        p = self.partitions
+        docs = band_rows = 0
+        sets_path = work.task_file(self.path("sets"), rank)
+        with work.PartWriter(work.task_file(self.path("bands"), rank), BAND_SCHEMA) as bands, \
+                work.PartWriter(work.task_file(self.path("members"), rank), keeping.MEMBER_SCHEMA) as members, \
+                _SetWriter(sets_path if self.sets else None) as sets:
+            for shard, row0, cols in self.input.batches(rank, ["id", "text", "metadata"]):
                 with self.track_time():
-                    cols = batch.to_pydict()
                     texts = cols["text"]
                     refs = work.make_ref(shard, np.arange(row0, row0 + len(texts)))
-                    row0 += len(texts)
-                    sh = [shingle_hashes(t or "", self.ngram, self.tokenizer) for t in texts]
+                    docs += len(texts)
+                    # distinct shingles: the same signature, fewer rows to hash, and Verify's sets
+                    sh = [shingle_set(t or "", self.ngram, self.tokenizer) for t in texts]
                     has = np.fromiter((len(s) > 0 for s in sh), dtype=bool, count=len(sh))
                     self.stat_update("no_tokens", value=int((~has).sum()))
-                    sigs = hasher.signatures([s for s, h in zip(sh, has) if h])
-                    keys = band_keys(sigs, self.bands, self.rows)
-                    flat_keys = keys.reshape(-1)
-                    flat_refs = np.repeat(refs[has], self.bands)
-                    which = (flat_keys % np.uint64(self.partitions)).astype(np.int64)
-                    for q in range(self.partitions):
-                        sel = which == q
-                        if sel.any():
-                            parts[q].append(pa.table({"key": flat_keys[sel], "ref": flat_refs[sel]}, schema=BAND_SCHEMA))
-                    members.append(
-                        pa.table(
-                            {
-                                "ref": refs,
-                                "id": cols["id"],
-                                "length": [len(t or "") for t in texts],
-                                "stars": [keeping.doc_stars(json.loads(m or "{}"), self.stars_field) for m in cols["metadata"]],
-                            },
-                            schema=keeping.MEMBER_SCHEMA,
-                        )
-                    )
+                    keys = band_keys(hasher.signatures([s for s, h in zip(sh, has) if h]), self.bands, self.rows).reshape(-1)
+                    bands.add(pa.table({"key": keys, "ref": np.repeat(refs[has], self.bands)}, schema=BAND_SCHEMA),
+                              (keys % np.uint64(p)).astype(np.int64))
+                    band_rows += len(keys)
+                    members.add(pa.table({"ref": refs, "id": cols["id"], "length": [len(t or "") for t in texts],
+                                          "stars": stars_of(cols["metadata"], self.stars_field)}, schema=keeping.MEMBER_SCHEMA),
+                                work.spread(refs, p))
+                    sets.add(refs[has], [s for s, h in zip(sh, has) if h])
                     self.stat_update("signatures", value=int(has.sum()))
-            for q in range(self.partitions):
-                tbl = pa.concat_tables(parts[q]) if parts[q] else BAND_SCHEMA.empty_table()
-                work.write_table(self.path("bands", work.shard_name(shard, q)), tbl)
-            tbl = pa.concat_tables(members) if members else keeping.MEMBER_SCHEMA.empty_table()
-            work.write_table(self.path("members", work.shard_name(shard)), tbl)
+        work.write_count(self.path("counts"), rank, docs=docs, band_rows=band_rows)
 
 
-def _groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class _SetWriter:
+    """Each document's shingle set (sorted distinct hashes), in ref order, SET_ROWS documents per row group,
+    streamed batch by batch (nothing when `path` is None)."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        if path:
+            self.fs, p = storage.fs_and_path(path)
+            self.fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
+            self.tmp, self.final = p + ".tmp", p
+            self.file = self.fs.open(self.tmp, "wb")
+            self.writer = pq.ParquetWriter(self.file, SET_SCHEMA, compression="lz4", use_dictionary=False)
+
+    def __enter__(self):
+        return self
+
+    def add(self, refs: np.ndarray, shingles: list[np.ndarray]) -> None:
+        if not self.path or not len(refs):
+            return
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in shingles])]).astype(np.int32)
+        values = pa.array(np.concatenate(shingles), pa.uint32())
+        t = pa.table({"ref": pa.array(refs, pa.uint64()), "shingles": pa.ListArray.from_arrays(pa.array(offsets), values)},
+                     schema=SET_SCHEMA)
+        self.writer.write_table(t, row_group_size=SET_ROWS)
+
+    def __exit__(self, exc_type, *exc):
+        if self.path:
+            self.writer.close()
+            self.file.close()
+            if exc_type is None:
+                self.fs.mv(self.tmp, self.final)
+
+
+class SetIndex:
+    """Shingle sets by ref, reading only the row groups (SET_ROWS documents) that hold the refs asked for."""
+
+    def __init__(self, paths: list[str]):
+        lo, hi, where = [], [], []
+        self.paths = paths
+        self.meta = []
+        for i, path in enumerate(paths):
+            with storage.open_file(path, "rb") as f:
+                md = pq.ParquetFile(f).metadata
+            self.meta.append(md)
+            for g in range(md.num_row_groups):
+                st = md.row_group(g).column(0).statistics
+                if st is not None and st.has_min_max:
+                    lo.append(st.min)
+                    hi.append(st.max)
+                    where.append((i, g))
+        order = np.argsort(np.array(lo, dtype=np.uint64), kind="stable")
+        self.lo = np.array(lo, dtype=np.uint64)[order]
+        self.where = [where[k] for k in order]
+        self.cache: dict[tuple[int, int], dict[int, np.ndarray]] = {}
+        self.groups_read = 0
+
+    def get(self, refs: np.ndarray) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        if not len(refs):
+            return out
+        slot = np.searchsorted(self.lo, refs, side="right") - 1
+        for s in np.unique(slot):
+            group = self._group(*self.where[int(s)])
+            out.update({int(r): group[int(r)] for r in refs[slot == s] if int(r) in group})
+        return out
+
+    def _group(self, i: int, g: int) -> dict[int, np.ndarray]:
+        if (i, g) not in self.cache:
+            if len(self.cache) > 4096:
+                self.cache.clear()
+            with storage.open_file(self.paths[i], "rb") as f:
+                t = pq.ParquetFile(f, metadata=self.meta[i]).read_row_group(g)
+            self.groups_read += 1
+            lst = t.column("shingles").combine_chunks()
+            values = lst.values.to_numpy(zero_copy_only=False)
+            offs = lst.offsets.to_numpy()
+            refs = t.column("ref").to_numpy()
+            self.cache[(i, g)] = {int(r): values[offs[k] : offs[k + 1]] for k, r in enumerate(refs)}
+        return self.cache[(i, g)]
+
+
+def groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(start, size) of each run of equal values in a sorted array."""
     if not len(sorted_keys):
         return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -111,61 +166,7 @@ def _groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, sizes
 
 
-class Buckets(_Phase):
-    """Partition `rank` of the band keys: documents sharing a bucket become candidate pairs.
-
-    Without verification each bucket of n documents gives a star from its first document (n - 1
-    edges, enough for the clusters). With it, a dissimilar first document must not hide the
-    similar ones: buckets of up to ALL_PAIRS_UP_TO documents give all their pairs, larger ones
-    are written whole (`big/`) for `Verify` to resolve with `big_buckets`.
-    Edges are written split by the shard of their first document, for `Verify`.
-    """
-
-    name = "lsh buckets"
-
-    def __init__(self, input_dirs, work_dir, *, all_pairs: bool):
-        super().__init__(input_dirs, work_dir)
-        self.all_pairs = all_pairs
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        with self.track_time():
-            t = work.read_tables(work.glob(self.path("bands"), f"s*-p{rank:05d}.parquet"), BAND_SCHEMA)
-            key = t.column("key").to_numpy()
-            ref = t.column("ref").to_numpy()
-            order = np.lexsort((ref, key))
-            key, ref = key[order], ref[order]
-            starts, sizes = _groups(key)
-            multi = sizes > 1
-            self.stat_update("buckets_with_duplicates", value=int(multi.sum()))
-            # star edges: every member after the first, paired with the first
-            first = np.repeat(ref[starts], sizes)
-            star = np.ones(len(ref), dtype=bool)
-            star[starts] = False
-            if self.all_pairs:
-                big = np.repeat(sizes > ALL_PAIRS_UP_TO, sizes)
-                star &= ~big
-                self.stat_update("big_buckets", value=int((sizes > ALL_PAIRS_UP_TO).sum()))
-                work.write_table(self.path("big", f"p{rank:05d}.parquet"),
-                                 pa.table({"key": key[big], "ref": ref[big]}, schema=BAND_SCHEMA))
-            a, b = [first[star]], [ref[star]]
-            if self.all_pairs:
-                for s, n in zip(starts[(sizes > 2) & (sizes <= ALL_PAIRS_UP_TO)], sizes[(sizes > 2) & (sizes <= ALL_PAIRS_UP_TO)]):
-                    i, j = np.triu_indices(n, 1)
-                    keep = i > 0  # pairs with the first member are already in the star
-                    a.append(ref[s + i[keep]])
-                    b.append(ref[s + j[keep]])
-            edges = _unique_edges(np.concatenate(a), np.concatenate(b))
-            self.stat_update("candidate_pairs", value=len(edges))
-            shards = work.ref_shard(edges[:, 0]) if len(edges) else np.empty(0, np.int64)
-            for shard in np.unique(shards):
-                sel = edges[shards == shard]
-                work.write_table(
-                    self.path("edges", work.shard_name(int(shard), rank)),
-                    pa.table({"a": sel[:, 0], "b": sel[:, 1]}, schema=work.EDGE_SCHEMA),
-                )
-
-
-def _unique_edges(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def unique_edges(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, 2) uint64 edges with a < b, sorted and without repeats."""
     if not len(a):
         return np.empty((0, 2), dtype=np.uint64)
@@ -174,57 +175,110 @@ def _unique_edges(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.unique(e, axis=0)
 
 
-class Verify(_Phase):
+class Buckets(WorkStep):
+    """Band-key partitions `rank::world_size`: documents sharing a bucket become candidate pairs.
+
+    Without verification each bucket of n documents gives a star from its first document (n - 1
+    edges, enough for the clusters), written straight as the components' input. With it, a
+    dissimilar first document must not hide the similar ones: buckets of up to ALL_PAIRS_UP_TO
+    documents give all their pairs (by their first document's block, for `Verify`), larger ones
+    are written whole (`big/`) for `Verify` to resolve with `big_buckets`.
+    """
+
+    name = "lsh buckets"
+
+    def __init__(self, input_dirs, work_dir, *, tasks, partitions, source=None, all_pairs: bool):
+        super().__init__(input_dirs, work_dir, tasks=tasks, partitions=partitions, source=source)
+        self.all_pairs = all_pairs
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        reader = self.parts("bands", BAND_SCHEMA)
+        out = work.task_file(self.path("edges" if self.all_pairs else graph.round_dir(0)), rank)
+        n = 0
+        with work.PartWriter(out, work.EDGE_SCHEMA) as edges, work.PartWriter(work.task_file(self.path("big"), rank), BAND_SCHEMA) as big:
+            for q in work.mine(self.partitions, rank, world_size):
+                with self.track_time():
+                    e = self._partition(reader.read(q), big)
+                    n += len(e)
+                    if self.all_pairs:
+                        edges.add(pa.table({"a": e[:, 0], "b": e[:, 1]}, schema=work.EDGE_SCHEMA),
+                                  work.spread(e[:, 0] >> np.uint64(EDGE_BLOCK), self.partitions))
+                    else:
+                        graph.add_both_ways(edges, e, self.partitions)
+        self.stat_update("candidate_pairs", value=n)
+        work.write_count(self.path("edge_counts"), rank, edges=n)
+
+    def _partition(self, t: pa.Table, big: work.PartWriter) -> np.ndarray:
+        key, ref = t.column("key").to_numpy(), t.column("ref").to_numpy()
+        order = np.lexsort((ref, key))
+        key, ref = key[order], ref[order]
+        starts, sizes = groups(key)
+        self.stat_update("buckets_with_duplicates", value=int((sizes > 1).sum()))
+        first = np.repeat(ref[starts], sizes)  # star edges: every member after the first, paired with the first
+        star = np.ones(len(ref), dtype=bool)
+        star[starts] = False
+        a, b = [first[star]], [ref[star]]
+        if self.all_pairs:
+            is_big = sizes > ALL_PAIRS_UP_TO
+            member_big = np.repeat(is_big, sizes)
+            star &= ~member_big
+            a, b = [first[star]], [ref[star]]
+            self.stat_update("big_buckets", value=int(is_big.sum()))
+            if is_big.any():
+                big.add(pa.table({"key": key[member_big], "ref": ref[member_big]}, schema=BAND_SCHEMA),
+                        np.zeros(int(member_big.sum()), np.int64))
+            small = (sizes > 2) & ~is_big
+            for s, n in zip(starts[small], sizes[small]):
+                i, j = np.triu_indices(n, 1)
+                keep = i > 0  # pairs with the first member are already in the star
+                a.append(ref[s + i[keep]])
+                b.append(ref[s + j[keep]])
+        return unique_edges(np.concatenate(a), np.concatenate(b))
+
+
+class Verify(WorkStep):
     """Keep only candidate pairs whose exact Jaccard similarity of shingle sets reaches the threshold.
 
-    Task `rank` checks the pairs whose first document lies in its shards; the other side's
-    texts are read one input shard at a time, so memory stays bounded by a shard. It also
-    resolves its share of the big buckets (see `big_buckets`), BIG_BUCKET_DOCS members at a time.
+    Edge partitions `rank::world_size`: each reads its candidate pairs and only the row groups of
+    the shingle-set files that hold their documents (`SetIndex`), never whole input shards. Task
+    `rank` also resolves the big buckets of bucket task files `rank::world_size` (`big_buckets`),
+    BIG_BUCKET_DOCS members at a time. Verified edges go to the components' input.
     """
 
     name = "verify pairs"
 
-    def __init__(self, input_dirs, work_dir, *, threshold, ngram, tokenizer):
-        super().__init__(input_dirs, work_dir)
-        self.threshold, self.ngram, self.tokenizer = threshold, ngram, tokenizer
-
-    def _sets(self, refs: np.ndarray, known: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
-        """Shingle sets by ref (those not `known` already), reading each input shard of the refs once."""
-        known = known or {}
-        out = {int(r): known[int(r)] for r in refs if int(r) in known}
-        refs = np.array([r for r in refs if int(r) not in out], dtype=np.uint64)
-        shard_of = work.ref_shard(refs)
-        for shard in np.unique(shard_of):
-            sel = refs[shard_of == shard]
-            texts = self.input.rows(int(shard), work.ref_row(sel), ["text"]).column("text").to_pylist()
-            out.update({int(r): shingle_set(t or "", self.ngram, self.tokenizer) for r, t in zip(sel, texts)})
-        return out
+    def __init__(self, input_dirs, work_dir, *, tasks, partitions, source=None, threshold):
+        super().__init__(input_dirs, work_dir, tasks=tasks, partitions=partitions, source=source)
+        self.threshold = threshold
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for shard, _ in self.input.mine(rank, world_size):
-            with self.track_time():
-                t = work.read_tables(work.glob(self.path("edges"), f"s{shard:05d}-p*.parquet"), work.EDGE_SCHEMA)
-                edges = _unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy())
-                keep = np.zeros(len(edges), dtype=bool)
-                if len(edges):
-                    left = self._sets(np.unique(edges[:, 0]))
-                    other = work.ref_shard(edges[:, 1])
-                    for s in np.unique(other):
-                        idx = np.flatnonzero(other == s)
-                        right = self._sets(np.unique(edges[idx, 1]), known=left if s == shard else None)
-                        for k in idx:
-                            keep[k] = big_buckets.jaccard(left[int(edges[k, 0])], right[int(edges[k, 1])]) >= self.threshold
-                self.stat_update("verified_pairs", value=int(keep.sum()))
-                self.stat_update("rejected_pairs", value=int((~keep).sum()))
-                self._write(work.shard_name(shard), edges[keep])
-        for path in work.glob(self.path("big"), "p*.parquet")[rank::world_size]:
-            with self.track_time():
-                self._big_buckets(path)
+        index = SetIndex(work.glob(self.path("sets"), "t*.parquet"))
+        reader = self.parts("edges", work.EDGE_SCHEMA)
+        kept = 0
+        with work.PartWriter(work.task_file(self.path(graph.round_dir(0)), rank), work.EDGE_SCHEMA) as out:
+            for q in work.mine(self.partitions, rank, world_size):
+                with self.track_time():
+                    t = reader.read(q)
+                    e = unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy())
+                    sets = index.get(np.unique(e.reshape(-1)))
+                    ok = np.fromiter((big_buckets.jaccard(sets[int(a)], sets[int(b)]) >= self.threshold for a, b in e),
+                                     dtype=bool, count=len(e))
+                    self.stat_update("verified_pairs", value=int(ok.sum()))
+                    self.stat_update("rejected_pairs", value=int((~ok).sum()))
+                    kept += int(ok.sum())
+                    graph.add_both_ways(out, e[ok], self.partitions)
+            for path in work.glob(self.path("big"), "t*.parquet")[rank::world_size]:
+                with self.track_time():
+                    e = self._big_buckets(path, index)
+                    kept += len(e)
+                    graph.add_both_ways(out, e, self.partitions)
+        self.stat_update("set_row_groups_read", value=index.groups_read)
+        work.write_count(self.path("verified_counts"), rank, edges=kept)
 
-    def _big_buckets(self, path: str) -> None:
+    def _big_buckets(self, path: str, index: SetIndex) -> np.ndarray:
         t = work.read_tables([path], BAND_SCHEMA)
         key, ref = t.column("key").to_numpy(), t.column("ref").to_numpy()
-        starts, sizes = _groups(key)
+        starts, sizes = groups(key)
         edges: list[tuple[int, int]] = []
         first = 0
         while first < len(starts):  # a chunk of whole buckets, about BIG_BUCKET_DOCS members
@@ -232,203 +286,13 @@ class Verify(_Phase):
             while last < len(starts) and starts[last] + sizes[last] - starts[first] <= BIG_BUCKET_DOCS:
                 last += 1
             lo, hi = starts[first], starts[last - 1] + sizes[last - 1]
-            similarity = big_buckets.Similarity(self._sets(np.unique(ref[lo:hi])))
+            similarity = big_buckets.Similarity(index.get(np.unique(ref[lo:hi])))
             for s, n in zip(starts[first:last], sizes[first:last]):
                 found, unchecked = big_buckets.resolve(ref[s : s + n].tolist(), similarity, self.threshold)
                 edges += found
                 self.stat_update("big_bucket_unchecked_members", value=unchecked)
             self.stat_update("big_bucket_checks", value=len(similarity.known))
             first = last
-        found = _unique_edges(*np.array(edges, dtype=np.uint64).reshape(-1, 2).T)
+        found = unique_edges(*np.array(edges, dtype=np.uint64).reshape(-1, 2).T)
         self.stat_update("big_bucket_edges", value=len(found))
-        self._write("big-" + path.rsplit("/", 1)[-1], found)
-
-    def _write(self, name: str, edges: np.ndarray) -> None:
-        work.write_table(self.path("verified", name), pa.table({"a": edges[:, 0], "b": edges[:, 1]}, schema=work.EDGE_SCHEMA))
-
-
-def _summary(stage_dir: str, docs: int, sizes: list[int], **extra) -> dict:
-    hist = Counter(sizes)
-    dups = sum(sizes) - len(sizes)
-    stats = {
-        "docs": docs,
-        "clusters": len(sizes),
-        "docs_in_clusters": sum(sizes),
-        "duplicates_removed": dups,
-        "duplicate_rate": round(dups / docs, 6) if docs else 0.0,
-        "largest_cluster": max(sizes, default=0),
-        "size_histogram": {str(k): hist[k] for k in sorted(hist)},
-        **extra,
-    }
-    storage.write_json(storage.join(stage_dir, "dedup_stats.json"), stats)
-    return stats
-
-
-def _decide(members: pa.Table, group: str, keep: list[str], shards: int, part: int, decisions_dir: str) -> tuple[pa.Table, list[int]]:
-    """Pick the kept member of every group; write per-shard decisions. Returns clusters table and sizes."""
-    ranked, kept = keeping.rank_members(members, group, keep)
-    g = ranked.column(group).to_numpy()
-    starts, sizes = _groups(g)
-    ids = ranked.column("id").combine_chunks()
-    cluster_id = pc.take(ids, pa.array(np.repeat(starts, sizes)))
-    refs = ranked.column("ref").to_numpy()
-    shard_of = work.ref_shard(refs)
-    for shard in range(shards):
-        sel = np.flatnonzero(shard_of == shard)
-        tbl = pa.table(
-            {"row": work.ref_row(refs[sel]), "kept": pc.take(kept, pa.array(sel)), "cluster_id": pc.take(cluster_id, pa.array(sel))},
-            schema=work.DECISION_SCHEMA,
-        )
-        work.write_table(storage.join(decisions_dir, work.shard_name(shard, part)), tbl)
-    clusters = pa.table({"id": ids, "cluster_id": cluster_id, "kept": kept}, schema=work.CLUSTER_SCHEMA)
-    return clusters, sizes.tolist()
-
-
-class Components(_Phase):
-    """Connected components of the (verified) pair graph over all partitions; one kept per cluster.
-
-    Memory holds the edges and the documents that have one, not the corpus.
-    """
-
-    name = "clusters"
-
-    def __init__(self, input_dirs, work_dir, *, stage_dir, verified: bool, keep: list[str]):
-        super().__init__(input_dirs, work_dir)
-        self.stage_dir, self.verified, self.keep = stage_dir, verified, keep
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        with self.track_time():
-            src = "verified" if self.verified else "edges"
-            t = work.read_tables(work.glob(self.path(src), "*.parquet"), work.EDGE_SCHEMA)
-            edges = _unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy())
-            nodes, inv = np.unique(edges.reshape(-1), return_inverse=True)
-            inv = inv.reshape(-1, 2)
-            n = len(nodes)
-            labels = np.empty(0, dtype=np.int64)
-            if n:
-                graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (inv[:, 0], inv[:, 1])), shape=(n, n))
-                labels = connected_components(graph, directed=False)[1]
-            # label each component by its smallest ref, so labels do not depend on anything else
-            comp_min = np.full(labels.max() + 1 if n else 0, np.iinfo(np.uint64).max, dtype=np.uint64)
-            np.minimum.at(comp_min, labels, nodes)
-            members, docs = [], 0
-            shards = len(self.input.files)
-            for shard in range(shards):
-                m = work.read_tables([self.path("members", work.shard_name(shard))], keeping.MEMBER_SCHEMA)
-                docs += len(m)
-                mask = np.isin(m.column("ref").to_numpy(), nodes)
-                members.append(m.filter(pa.array(mask)))
-            members = pa.concat_tables(members) if members else keeping.MEMBER_SCHEMA.empty_table()
-            refs = members.column("ref").to_numpy()
-            members = members.append_column("cluster", pa.array(comp_min[labels[np.searchsorted(nodes, refs)]], pa.uint64()))
-            clusters, sizes = _decide(members, "cluster", self.keep, shards, 0, self.path("decisions"))
-            work.write_table(storage.join(self.stage_dir, "clusters.parquet"), clusters)
-            _summary(self.stage_dir, docs, sizes, pairs=len(edges))
-
-
-class ExactKeys(_Phase):
-    """Per input shard: the content (or URL) key of each document, split into `partitions` files."""
-
-    name = "exact keys"
-
-    def __init__(self, input_dirs, work_dir, *, level, normalise, partitions, stars_field):
-        super().__init__(input_dirs, work_dir)
-        self.level, self.normalise = level, list(normalise)
-        self.partitions, self.stars_field = partitions, stars_field
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for shard, path in self.input.mine(rank, world_size):
-            rows: dict[str, list] = {k: [] for k in KEY_SCHEMA.names}
-            row = 0
-            for batch in self.input.batches(path, ["id", "text", "url", "metadata"]):
-                with self.track_time():
-                    for r in batch.to_pylist():
-                        key = url_key(r["url"]) if self.level == "url" else text_key(r["text"] or "", self.normalise)
-                        if key is None:
-                            self.stat_update("no_url")
-                        else:
-                            rows["hi"].append(key[0])
-                            rows["lo"].append(key[1])
-                            rows["ref"].append((shard << 32) | row)
-                            rows["id"].append(r["id"])
-                            rows["length"].append(len(r["text"] or ""))
-                            rows["stars"].append(keeping.doc_stars(_meta(r), self.stars_field))
-                        row += 1
-            t = pa.table(rows, schema=KEY_SCHEMA)
-            part = (t.column("lo").to_numpy() % np.uint64(self.partitions)).astype(np.int64)
-            for q in range(self.partitions):
-                work.write_table(self.path("keys", work.shard_name(shard, q)), t.filter(pa.array(part == q)))
-            self.stat_update("docs", value=row)
-
-
-class ExactGroups(_Phase):
-    """Partition `rank` of the keys: documents with equal keys form a cluster; one is kept."""
-
-    name = "exact groups"
-
-    def __init__(self, input_dirs, work_dir, *, keep):
-        super().__init__(input_dirs, work_dir)
-        self.keep = keep
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        with self.track_time():
-            t = work.read_tables(work.glob(self.path("keys"), f"s*-p{rank:05d}.parquet"), KEY_SCHEMA)
-            # the smallest ref with each key labels its group; singletons are no cluster
-            by_key = t.group_by(["hi", "lo"]).aggregate([("ref", "min"), ("ref", "count")])
-            multi = by_key.filter(pc.greater(by_key.column("ref_count"), 1))
-            joined = t.join(multi, ["hi", "lo"], join_type="inner")
-            members = joined.select(["ref", "id", "length", "stars"]).append_column("cluster", joined.column("ref_min"))
-            clusters, sizes = _decide(members, "cluster", self.keep, len(self.input.files), rank, self.path("decisions"))
-            work.write_table(self.path("clusters", f"p{rank:05d}.parquet"), clusters)
-            storage.write_json(self.path("summary", f"p{rank:05d}.json"), {"sizes": sizes})
-
-
-class Summary(_Phase):
-    """One task: gathers the partitions' clusters into `clusters.parquet` and `dedup_stats.json`."""
-
-    name = "dedup summary"
-
-    def __init__(self, input_dirs, work_dir, *, stage_dir, partitions):
-        super().__init__(input_dirs, work_dir)
-        self.stage_dir, self.partitions = stage_dir, partitions
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        with self.track_time():
-            parts = [self.path("clusters", f"p{q:05d}.parquet") for q in range(self.partitions)]
-            work.write_table(storage.join(self.stage_dir, "clusters.parquet"), work.read_tables(parts, work.CLUSTER_SCHEMA))
-            sizes: list[int] = []
-            for q in range(self.partitions):
-                sizes += storage.read_json(self.path("summary", f"p{q:05d}.json"))["sizes"]
-            docs = 0
-            for path in self.input.files:
-                with storage.open_file(path, "rb") as f:
-                    docs += pq.ParquetFile(f).metadata.num_rows
-            _summary(self.stage_dir, docs, sizes)
-
-
-class ApplyDecisions(_Phase):
-    """Reads the input shards (counting every document in) and drops the non-kept cluster members."""
-
-    name = "drop duplicates"
-
-    def __init__(self, input_dirs, work_dir, *, reason: str):
-        super().__init__(input_dirs, work_dir)
-        self.reason = reason
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for shard, path in self.input.mine(rank, world_size):
-            d = work.read_tables(work.glob(self.path("decisions"), f"s{shard:05d}-p*.parquet"), work.DECISION_SCHEMA)
-            drop = set(d.filter(pc.invert(d.column("kept"))).column("row").to_pylist())
-            row = 0
-            for batch in self.input.batches(path, None):
-                for r in batch.to_pylist():
-                    doc = documents.from_row(r)
-                    self.count_in(doc)
-                    if row in drop:
-                        self.drop(doc, self.reason)
-                    else:
-                        yield doc
-                    row += 1
+        return found

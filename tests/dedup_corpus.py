@@ -83,3 +83,20 @@ def run_dedup(run_dir, input_path: str, kind: str, executor: str = "local", work
     runner = Runner(recipe, progress=False)
     runner.run()
     return runner
+
+
+def run_graph(common: dict, stage_dir: str) -> int:
+    """The phases after `Verify` (or `Buckets`), in process, one task each: rounds until the stars
+    converge, labels, decisions, summary. Returns the number of component rounds."""
+    from dedup import decide, graph, keep
+
+    k = 1
+    while True:
+        graph.StarRound(**common, round=k).run(None, 0, 1)
+        if graph.converged(common["work_dir"], k):
+            break
+        k += 1
+    graph.Label(**common, round=k).run(None, 0, 1)
+    decide.Decide(**common, keep=keep.DEFAULT_KEEP).run(None, 0, 1)
+    list(decide.Summary(**common, stage_dir=stage_dir).run(None, 0, 1))
+    return k

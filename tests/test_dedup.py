@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash, MinHashLSH
-from dedup_corpus import jaccard_pairs, odd_first_bucket, planted_corpus, run_dedup, write_jsonl_shards
+from dedup_corpus import jaccard_pairs, odd_first_bucket, planted_corpus, run_dedup, run_graph, write_jsonl_shards
 from pydantic import ValidationError
 
 from dedup.minhash import MinHasher, band_keys, lsh_params
@@ -140,9 +140,9 @@ def test_resume_after_kill_between_phases_gives_identical_output(planted, near4,
     runner.run(["input"])
     # the "killed" run: signatures and buckets complete, then one bucket task lost its marker
     ctx = StageContext(run_dir=run_dir, stage="dedup", seed=0, input_dirs=[os.path.join(run_dir, "input")])
-    for phase in spec.phases(ctx)[:2]:
+    for phase in itertools.islice(spec.phases(ctx), 2):  # each phase runs before the next is planned
         make_executor("local", phase.steps, phase.tasks, 1, os.path.join(run_dir, "dedup", "_logs", phase.name)).run()
-    os.remove(os.path.join(run_dir, "dedup", "_logs", "buckets", "completions", "00002"))
+    os.remove(os.path.join(run_dir, "dedup", "_logs", "signatures", "completions", "00002"))
     runner.run()
     for name in ["clusters.parquet"] + [f"part-{i:05d}.parquet" for i in range(4)]:
         with open(os.path.join(run_dir, "dedup", name), "rb") as a, open(os.path.join(near4, "dedup", name), "rb") as b:
@@ -192,7 +192,6 @@ def test_big_bucket_resolution_matches_brute_force_components():
 def test_big_bucket_with_an_odd_first_member_loses_no_similar_pair(tmp_path):
     """Every document in one LSH bucket larger than ALL_PAIRS_UP_TO, the first unlike all the others:
     a star from it verifies nothing, yet every pair at Jaccard >= 0.7 must end in one cluster."""
-    from dedup import keep as keeping
     from dedup import steps, work
     from pipeline import documents
 
@@ -205,17 +204,16 @@ def test_big_bucket_with_an_odd_first_member_loses_no_similar_pair(tmp_path):
     pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in documents.SCHEMA.names} for r in rows], schema=documents.SCHEMA),
                    inp / "part-00000.parquet")
     wdir = str(tmp_path / "work")
-    refs = work.make_ref(0, np.arange(len(rows)))
-    work.write_table(os.path.join(wdir, "bands", work.shard_name(0, 0)),
-                     pa.table({"key": np.full(len(rows), 42, np.uint64), "ref": refs}, schema=steps.BAND_SCHEMA))
-    work.write_table(os.path.join(wdir, "members", work.shard_name(0)), pa.table(
-        {"ref": refs, "id": [r["id"] for r in rows], "length": [len(r["text"]) for r in rows], "stars": np.zeros(len(rows))},
-        schema=keeping.MEMBER_SCHEMA))
-    phases = [steps.Buckets([str(inp)], wdir, all_pairs=True),
-              steps.Verify([str(inp)], wdir, threshold=0.7, ngram=5, tokenizer="code"),
-              steps.Components([str(inp)], wdir, stage_dir=str(tmp_path), verified=True, keep=keeping.DEFAULT_KEEP)]
+    common = dict(input_dirs=[str(inp)], work_dir=wdir, tasks=1, partitions=3)
+    steps.Signatures(**common, ngram=5, tokenizer="code", num_perm=112, seed=1, bands=14, rows=8, stars_field="stars", sets=True).run()
+    refs = work.make_ref(0, np.arange(len(rows)))  # then every document in one bucket
+    work.write_parts(os.path.join(wdir, "bands", "t00000.parquet"),
+                     pa.table({"key": np.full(len(rows), 42, np.uint64), "ref": refs}, schema=steps.BAND_SCHEMA), np.zeros(len(rows)))
+    phases = [steps.Buckets(**common, all_pairs=True), steps.Verify(**common, threshold=0.7)]
     for step in phases:
         step.run(None, 0, 1)
+    rounds = run_graph(common, str(tmp_path))
+    assert rounds >= 2
     clusters = {r["id"]: r["cluster_id"] for r in pq.read_table(tmp_path / "clusters.parquet").to_pylist()}
     assert set(clusters) == {r["id"] for r in rows[1:]} and len(set(clusters.values())) == 1
     assert phases[0].stats["big_buckets"].total == 1 and phases[1].stats["big_bucket_unchecked_members"].total == 0
@@ -270,7 +268,8 @@ def test_cli_near_on_parquet_with_custom_fields(tmp_path, capsys):
     from dedup.report import sections
 
     rows = planted_corpus(seed=3, bases=20, noise=10)
-    pq.write_table(pa.table({"content": [r["text"] for r in rows], "name": [r["id"] for r in rows]}), tmp_path / "docs.parquet")
+    pq.write_table(pa.table({"content": [r["text"] for r in rows], "name": [r["id"] for r in rows]}), tmp_path / "docs.parquet",
+                   row_group_size=16)
     out = tmp_path / "out"
     argv = ["dedup", "near", str(tmp_path / "docs.parquet"), "--output", str(out), "--text-field", "content",
             "--id-field", "name", "--threshold", "0.8", "--quiet", "--workers", "1"]
@@ -280,6 +279,16 @@ def test_cli_near_on_parquet_with_custom_fields(tmp_path, capsys):
     assert f"{len(rows)} documents, {stats['clusters']} duplicate clusters" in msg and stats["clusters"] >= 10
     ids = set(_kept_ids(str(out)))
     assert len(ids) == len(rows) - stats["duplicates_removed"] and ids <= {r["id"] for r in rows}
+    # the input is read in place: the output holds the kept documents, clusters and stats (and the run's logs)
+    assert sorted(os.listdir(out)) == ["dedup", "recipe.json"]
+    assert sorted(os.listdir(out / "dedup")) == ["_SUCCESS", "_logs", "_stats.json", "clusters.parquet", "dedup_stats.json",
+                                                 "part-00000.parquet"]
+    # one file cut by row groups over 3 tasks: the same clusters, the kept documents in 3 shards
+    split = tmp_path / "split"
+    assert cli_main([*argv[:4], str(split), *argv[5:], "--tasks", "3"]) == 0
+    assert _clusters(str(split)) == _clusters(str(out)) and len(storage.list_shards([str(split / "dedup")])) == 3
+    assert sorted(_kept_ids(str(split))) == sorted(ids)
+    capsys.readouterr()
     assert cli_main(argv) == 0  # a second run resumes (nothing to do) and says the same
     assert msg == capsys.readouterr().out
     (title, html), = sections(str(out / "dedup"))
@@ -292,3 +301,148 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')
     assert cli_main(["dedup", "near", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"), "--bands", "9"]) == 2
     assert "set both bands and rows" in capsys.readouterr().err
+
+
+def test_partitions_are_independent_of_tasks(planted, near4, tmp_path):
+    """Any (tasks, partitions) gives the clusters and kept set of the default run (4 tasks, 256 partitions)."""
+    for tasks, partitions in [(3, 1), (2, 7), (5, 64)]:
+        run_dir = tmp_path / f"t{tasks}p{partitions}"
+        run_dedup(run_dir, planted[1], "dedup_near", workers=1, tasks=tasks, partitions=partitions)
+        assert _clusters(str(run_dir)) == _clusters(near4), (tasks, partitions)
+        assert sorted(_kept_ids(str(run_dir))) == sorted(_kept_ids(near4))
+
+
+def _work_files(run_dir) -> dict[str, int]:
+    root = os.path.join(run_dir, "dedup", "_work")
+    return {os.path.relpath(d, root): len(files) for d, _, files in os.walk(root) if files}
+
+
+def test_intermediate_files_grow_with_tasks_not_with_partitions(planted, tmp_path):
+    """Each phase writes one file (plus a count) per task, however many partitions: O(tasks + partitions)."""
+    counts = {}
+    for partitions in (2, 64):
+        run_dir = tmp_path / f"p{partitions}"
+        run_dedup(run_dir, planted[1], "dedup_near", workers=1, tasks=3, partitions=partitions)
+        counts[partitions] = _work_files(run_dir)
+        assert all(n <= 3 for n in counts[partitions].values()), counts[partitions]
+    assert counts[2] == counts[64] and "signatures" not in counts[2]
+    assert {"bands", "members", "sets", "edges", "cc/r000", "labelled", "decisions", "clusters"} <= set(counts[2])
+    exact = tmp_path / "exact"
+    run_dedup(exact, planted[1], "dedup_exact", workers=1, tasks=3, partitions=64)
+    assert all(n <= 3 for n in _work_files(exact).values())
+
+
+def test_distributed_components_equal_brute_force(tmp_path):
+    """Star rounds over partitions and several tasks find scipy's components, each labelled by its
+    smallest node, on random graphs with long chains (many rounds) and big stars."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from dedup import graph, work
+    from dedup.steps import unique_edges
+
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        n = int(rng.integers(50, 400))
+        nodes = rng.choice(np.arange(1, 10**6, dtype=np.uint64), size=n, replace=False)
+        e = [rng.integers(0, n, size=(int(rng.integers(0, n)), 2))]
+        chain = rng.permutation(n)[: n // 2]  # a path through half the nodes, in random order
+        e.append(np.stack([chain[:-1], chain[1:]], axis=1))
+        e.append(np.stack([np.full(n // 5, chain[0]), rng.integers(0, n, n // 5)], axis=1))
+        idx = np.concatenate(e)
+        edges = unique_edges(nodes[idx[:, 0]], nodes[idx[:, 1]])
+        wdir = str(tmp_path / f"g{trial}")
+        partitions, tasks = int(rng.integers(1, 9)), int(rng.integers(1, 4))
+        with work.PartWriter(work.task_file(os.path.join(wdir, graph.round_dir(0)), 0), work.EDGE_SCHEMA) as w:
+            graph.add_both_ways(w, edges, partitions)
+        common = dict(input_dirs=[], work_dir=wdir, tasks=1, partitions=partitions)
+        k = 1
+        while True:
+            for rank in range(tasks):
+                graph.StarRound(**common, round=k).run(None, rank, tasks)
+            if graph.converged(wdir, k):
+                break
+            k += 1
+        found = {}
+        for q in range(partitions):
+            u, v, starts, _ = graph.neighbourhoods(work.PartReader(work.glob(os.path.join(wdir, graph.round_dir(k)), "t*.parquet"),
+                                                                   work.EDGE_SCHEMA).read(q))
+            found.update(zip(u[starts].tolist(), np.minimum(u[starts], v[starts]).tolist()))
+        sorted_nodes = np.unique(edges.reshape(-1))
+        inv = np.searchsorted(sorted_nodes, edges)
+        m = len(sorted_nodes)
+        labels = connected_components(coo_matrix((np.ones(len(inv)), (inv[:, 0], inv[:, 1])), shape=(m, m)), directed=False)[1]
+        smallest = {c: sorted_nodes[labels == c].min() for c in np.unique(labels)}
+        assert found == {int(x): int(smallest[c]) for x, c in zip(sorted_nodes, labels)}, trial
+        assert k < 40
+
+
+FOUR_SPELLINGS = [
+    "http://example.com/docs/page?id=3",
+    "HTTPS://www.Example.COM:443/docs/page?id=3#intro",
+    "https://example.com/docs/page?utm_source=feed&id=3",
+    "http://EXAMPLE.com:80/docs/%70age?id=3",
+]
+
+
+def test_one_url_normalisation_for_both_url_dedups():
+    from dedup.keys import url_key
+    from pipeline.web import urls
+
+    assert len({urls.dedup_key(u) for u in FOUR_SPELLINGS}) == 1
+    assert len({url_key(u) for u in FOUR_SPELLINGS}) == 1
+    assert url_key("http://example.com/docs/other") != url_key(FOUR_SPELLINGS[0])
+
+
+def test_web_extract_url_dedup_keeps_the_first_in_shard_order(tmp_path):
+    """Four spellings of one page and repeats of others over four shards: web_extract keeps the first
+    of each URL in shard order, for 1 or 3 tasks, like dedup_url with keep: [first]."""
+    from dedup.table_input import TableInput
+    from pipeline.recipe import Recipe
+    from pipeline.runner import Runner
+    from pipeline.web import urls
+    from pipeline.web.stages import WebExtract
+
+    rows = []
+    for i in range(24):
+        url = FOUR_SPELLINGS[i % 4] if i % 3 == 0 else f"https://site{i % 5}.org/p"
+        rows.append({"id": f"d{i:02d}", "text": f"page {i}", "url": url, "format": "markdown"})
+    d = write_jsonl_shards(rows, tmp_path / "in")
+    order = [r for s in range(4) for r in rows[s::4]]  # shard order
+    first = {}
+    for r in order:
+        first.setdefault(urls.dedup_key(r["url"]), r["id"])
+    expected = sorted(first.values())
+    for tasks in (1, 3):
+        run_dir = tmp_path / f"web{tasks}"
+        spec = WebExtract(name="dedup", kind="web_extract", input="input", tasks=tasks, partitions=5)
+        Runner(Recipe(name="t", run_dir=str(run_dir), seed=0, executor="local", workers=1,
+                      stages=[TableInput(name="input", kind="table_input", path=d), spec]), progress=False).run()
+        assert sorted(_kept_ids(str(run_dir))) == expected
+        stats = json.load(open(run_dir / "dedup" / "_stats.json"))
+        assert stats["balanced"] and stats["dropped"]["duplicate_url"]["docs"] == len(rows) - len(expected)
+    run_dedup(tmp_path / "url", d, "dedup_url", workers=1, keep=["first"])
+    assert sorted(_kept_ids(str(tmp_path / "url"))) == expected
+
+
+def test_centres_split_chains_so_every_removed_document_resembles_its_kept_one(tmp_path):
+    """A chain of versions (neighbours similar, ends not) is one component; `clusters: centres` splits it
+    so that each removed document reaches the threshold with the document kept in its place."""
+    rows = [{"id": f"c{i:02d}", "text": t} for i, t in enumerate(odd_first_bucket(16, seed=9)[1:])]
+    rows += planted_corpus(seed=4, bases=10, noise=5)
+    truth = jaccard_pairs(rows)
+    d = write_jsonl_shards(rows, tmp_path / "in", shards=2)
+    run_dedup(tmp_path / "comp", d, "dedup_near", workers=1, tasks=2, partitions=3)
+    run_dedup(tmp_path / "cent", d, "dedup_near", workers=1, tasks=2, partitions=3, clusters="centres")
+    comp, cent = _clusters(str(tmp_path / "comp")), _clusters(str(tmp_path / "cent"))
+    unlike = [i for i in comp if not comp[i][1] and truth.get(tuple(sorted((i, comp[i][0]))), 0) < 0.7]
+    assert unlike and all(i.startswith("c") for i in unlike)  # components: chain members removed for an unlike kept one
+    assert len({cent[i][0] for i in cent if i.startswith("c")}) > len({comp[i][0] for i in comp if i.startswith("c")})
+    for i, (cid, kept) in cent.items():
+        assert kept == (i == cid)
+        if not kept:
+            assert truth[tuple(sorted((i, cid)))] >= 0.7, (i, cid)
+            assert comp[i][0] == comp[cid][0]  # a split of the components, never a merge
+    assert sorted(_kept_ids(str(tmp_path / "cent"))) == sorted(r["id"] for r in rows if r["id"] not in cent or cent[r["id"]][1])
+    with pytest.raises(ValidationError, match="needs verify"):
+        DedupNear(name="d", kind="dedup_near", input="x", clusters="centres", verify=False)

@@ -96,19 +96,30 @@ class WebIngest(StageSpec):
 class WebExtract(StageSpec):
     """HTML documents of a `web_ingest` stage to Markdown-like text keeping math and code.
 
-    With `dedup_urls`, only the first document of each normalised URL (in shard order) is kept,
-    so the same page from several crawls or files appears once.
+    With `dedup_urls`, only the first document of each normalised URL (`urls.dedup_key`) in shard
+    order is kept, so the same page from several crawls or files appears once. It is the keyed
+    exact dedup of `dedup_url` (`dedup.decide`): URL keys by partition (`partitions`), groups,
+    then the drops applied while extracting; no task reads the URLs of other shards.
     """
 
     main_content: bool = True
     dedup_urls: bool = True
+    partitions: int = Field(default=256, ge=1, le=1 << 20)
 
     def phases(self, ctx: StageContext) -> list[Phase]:
-        from pipeline.web.steps import ExtractText, UrlDedupReader
+        from dedup.decide import ApplyDecisions, ExactGroups, ExactKeys
+        from pipeline.web.steps import ExtractText
 
         tasks = self.tasks or self.default_tasks(ctx)
-        head = UrlDedupReader(ctx.input_dirs) if self.dedup_urls else ctx.reader()
-        return [Phase("main", [head, ExtractText(self.main_content), ctx.writer()], tasks)]
+        if not self.dedup_urls:
+            return [Phase("main", [ctx.reader(), ExtractText(self.main_content), ctx.writer()], tasks)]
+        common = dict(input_dirs=ctx.input_dirs, work_dir=ctx.work_dir(), tasks=tasks, partitions=self.partitions)
+        keys = ExactKeys(**common, level="url", normalise=[], stars_field="stars", keep=["first"])
+        return [
+            Phase("url keys", [keys], tasks),
+            Phase("url groups", [ExactGroups(**common, keep=["first"])], tasks),
+            Phase("main", [ApplyDecisions(**common, reason="duplicate_url"), ExtractText(self.main_content), ctx.writer()], tasks),
+        ]
 
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:

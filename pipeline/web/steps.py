@@ -1,15 +1,12 @@
-"""The datatrove steps of the web stages: read records, drop repeated URLs, extract text."""
+"""The datatrove steps of the web stages: read records, extract text (URL dedup: `dedup.decide`)."""
 
 from __future__ import annotations
 
 import logging
 
-import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 
-from pipeline import storage
 from pipeline.inputs import NotRegularFile, check_regular
-from pipeline.io import ShardReader
 from pipeline.remote import RangeReader, Retry, open_stream
 from pipeline.steps import Step
 from pipeline.web import sources, urls
@@ -107,53 +104,6 @@ class WarcRecordReader(Step):
                 "warc_offset": rec.offset,
             },
         )
-
-
-class UrlDedupReader(ShardReader):
-    """Reads upstream shards and keeps the first document of each URL in shard order.
-
-    The decision for shard `s` depends only on shards before it and on itself, so the output is
-    the same for any task count: a task first loads the URL keys of every earlier shard (the
-    `url` column alone) and then streams its own shard.
-    """
-
-    name = "url dedup reader"
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        import xxhash
-
-        all_files = storage.list_shards(self.input_dirs)
-        seen: set[int] = set()
-        loaded = 0
-
-        def key(url: str) -> int:
-            return xxhash.xxh3_64_intdigest(urls.dedup_key(url).encode("utf-8", "surrogatepass"))
-
-        for s in range(rank, len(all_files), world_size):
-            for earlier in all_files[loaded:s]:
-                with storage.open_file(earlier, "rb") as f:
-                    col = pq.read_table(f, columns=["url"]).column("url").to_pylist()
-                seen.update(key(u) for u in col if u)
-            for doc in self._read(all_files[s]):
-                url = doc.metadata.get("url")
-                if url:
-                    k = key(url)
-                    if k in seen:
-                        self.drop(doc, "duplicate_url")
-                        continue
-                    seen.add(k)
-                yield doc
-            loaded = s + 1
-
-    def _read(self, path: str):
-        from pipeline import documents
-
-        with storage.open_file(path, "rb") as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_size):
-                for row in batch.to_pylist():
-                    doc = documents.from_row(row)
-                    self.count_in(doc)
-                    yield doc
 
 
 class ExtractText(Step):

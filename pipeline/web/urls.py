@@ -61,6 +61,6 @@ def dedup_key(url: str) -> str:
     try:
         n = normalize(url)
     except ValueError:
-        return url
+        return url.strip()
     rest = n.split("://", 1)[1]
     return rest[4:] if rest.startswith("www.") else rest
