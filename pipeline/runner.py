@@ -206,6 +206,23 @@ class Runner:
                     done.add(spec.name)
                     result.ran.append(spec.name)
 
+    @staticmethod
+    def _planned(spec: StageSpec, ctx: StageContext):
+        """The stage's phases (a list, or a generator that plans each phase after the previous one ran);
+        a planning error (no match, credentials, endpoint) is one line."""
+        phases = None
+        while True:
+            try:
+                phases = iter(spec.phases(ctx)) if phases is None else phases
+                phase = next(phases)
+            except StopIteration:
+                return
+            except RunError:
+                raise
+            except Exception as e:  # noqa: BLE001 - planning reads inputs
+                raise RunError(f"stage {spec.name!r}: {storage.describe(e)}") from None
+            yield phase
+
     def run_stage(self, spec: StageSpec) -> dict:
         sdir = self.stage_dir(spec.name)
         ctx = StageContext(
@@ -218,11 +235,7 @@ class Runner:
         t0 = time.time()
         phases_info = []
         all_stats = []
-        try:
-            phases = spec.phases(ctx)
-        except Exception as e:  # noqa: BLE001 - planning reads inputs: no match, credentials, endpoint
-            raise RunError(f"stage {spec.name!r}: {storage.describe(e)}") from None
-        for phase in phases:
+        for phase in self._planned(spec, ctx):
             logdir = storage.join(sdir, "_logs", phase.name)
             label = spec.name if phase.name == "main" else f"{spec.name}/{phase.name}"
             ex = make_executor(self.executor, phase.steps, phase.tasks, self.workers, logdir,
