@@ -12,8 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from conftest import read_stage
 
+from pipeline import storage
 from pipeline.github import license as licenses
 from pipeline.github.sources import (
     Unread,
@@ -298,36 +300,18 @@ def test_a_source_is_required():
 
 
 @pytest.mark.slow
-def test_archives_and_datasets_from_s3(run_recipe, tmp_path, monkeypatch):
+def test_archives_and_datasets_from_s3(run_recipe, tmp_path, s3):
     """The same readers over s3:// (moto's S3 server on 127.0.0.1)."""
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-                     "AWS_ENDPOINT_URL": endpoint, "FSSPEC_S3_ENDPOINT_URL": endpoint}.items():
-            monkeypatch.setenv(k, v)
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        s3.create_bucket(Bucket="code")
-        s3.put_object(Bucket="code", Key="arch/proj.zip", Body=make_zip(tmp_path / "proj.zip").read_bytes())
-        pq.write_table(pa.Table.from_pylist(stack_rows()), tmp_path / "d.parquet")
-        s3.put_object(Bucket="code", Key="data/d.parquet", Body=(tmp_path / "d.parquet").read_bytes())
-        import fsspec
-
-        fsspec.config.conf["s3"] = {"client_kwargs": {"endpoint_url": endpoint}}
-        try:
-            run_dir = run_recipe([{"name": "f", "kind": "github_files", "archives": ["s3://code/arch/*.zip"],
-                                   "datasets": ["s3://code/data/d.parquet"], "dataset_columns": COLUMNS}],
-                                 workers=1)  # in this process: a pool started by an earlier test lacks the env
-        finally:
-            fsspec.config.conf.pop("s3", None)
-        st = stats(run_dir, "f")
-        assert st["balanced"] and st["dropped"]["unsafe_path"]["docs"] == 2
-        ids = {d.id for d in read_stage(run_dir, "f")}
-        assert {"proj:src/app.py", "o/alpha:a/x.py", "o/beta:m.go"} <= ids
-    finally:
-        server.stop()
+    client = s3["client"]
+    client.create_bucket(Bucket="code")
+    client.put_object(Bucket="code", Key="arch/proj.zip", Body=make_zip(tmp_path / "proj.zip").read_bytes())
+    pq.write_table(pa.Table.from_pylist(stack_rows()), tmp_path / "d.parquet")
+    client.put_object(Bucket="code", Key="data/d.parquet", Body=(tmp_path / "d.parquet").read_bytes())
+    with storage.configured(s3["options"]):
+        run_dir = run_recipe([{"name": "f", "kind": "github_files", "archives": ["s3://code/arch/*.zip"],
+                               "datasets": ["s3://code/data/d.parquet"], "dataset_columns": COLUMNS}],
+                             workers=1)  # in this process: a pool started by an earlier test lacks the env
+    st = stats(run_dir, "f")
+    assert st["balanced"] and st["dropped"]["unsafe_path"]["docs"] == 2
+    ids = {d.id for d in read_stage(run_dir, "f")}
+    assert {"proj:src/app.py", "o/alpha:a/x.py", "o/beta:m.go"} <= ids

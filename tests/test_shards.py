@@ -115,12 +115,8 @@ def test_full_chain_manifest_has_mix_and_decontamination(tmp_path, run_recipe, d
 
 
 @pytest.mark.slow
-def test_s3_run_dir_gives_the_same_bytes(tmp_path, run_recipe, docs_kind, monkeypatch):  # noqa: F811
+def test_s3_run_dir_gives_the_same_bytes(tmp_path, run_recipe, docs_kind, monkeypatch, s3):  # noqa: F811
     """mix, FIM and shards with run_dir on a moto S3 server write what a local run_dir gets; trainers read it."""
-    boto3 = pytest.importorskip("boto3")
-    import fsspec
-    from moto.server import ThreadedMotoServer
-
     from trainer.data import find_shards, text_of
 
     src = docs_kind(tmp_path / "docs.jsonl", _docs(45))
@@ -128,18 +124,9 @@ def test_s3_run_dir_gives_the_same_bytes(tmp_path, run_recipe, docs_kind, monkey
               {"name": "mix", "kind": "mix", "input": "src", "ratios": {"code": 0.5, "natural_language": 0.5}}] + [
         dict(STAGES[0], input="mix"), STAGES[1]]
     local = run_recipe(stages, workers=1, seed=5, run_dir=tmp_path / "local")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-                     "FSSPEC_S3": "{}"}.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setitem(fsspec.config.conf, "s3", {})
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="runs")
-        storage.configure({"s3": {"client_kwargs": {"endpoint_url": endpoint}}})
-        monkeypatch.chdir(tmp_path)
+    s3["client"].create_bucket(Bucket="runs")
+    monkeypatch.chdir(tmp_path)
+    with storage.configured(s3["options"]):
         remote = run_recipe(stages, workers=1, seed=5, run_dir="s3://runs/r")  # in this process, with the options
         names = ["mix/mix.json", "mix/part-00000.parquet", "mix/part-00002.parquet", "fim/part-00001.parquet",
                  "shards/manifest.json"] + [f"shards/{f}-00001.{e}" for f, e in (("tokens", "bin"), ("tokens", "idx"), ("part", "parquet"))]
@@ -152,6 +139,3 @@ def test_s3_run_dir_gives_the_same_bytes(tmp_path, run_recipe, docs_kind, monkey
         ds = IndexedDataset(prefixes[1])
         assert [x.tolist() for x in ds] == [x.tolist() for x in IndexedDataset(f"{local}/shards/tokens-00001")]
         ds.close()
-    finally:
-        fsspec.AbstractFileSystem.clear_instance_cache()
-        server.stop()
