@@ -91,7 +91,7 @@ class _Retrying:
     backoff_s: float = 1.0
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, **kw):
-        pristine = copy.deepcopy(self.pipeline)
+        pristine = copy.deepcopy(self.pipeline) if self.retries else None
         for attempt in range(self.retries + 1):
             if attempt:
                 self.pipeline = copy.deepcopy(pristine)
@@ -159,7 +159,7 @@ def _ray_token() -> bool:
 
 
 # Ray 2.60's `ray start` turns token auth on when a token exists, while a driver reads RAY_AUTH_MODE
-# once, when Ray is imported: so ask for token mode before the import below whenever a token is at hand.
+# once, when Ray is first imported (in `start_ray`): so ask for token mode now whenever a token is at hand.
 if _ray_token() and "RAY_AUTH_MODE" not in os.environ:
     os.environ["RAY_AUTH_MODE"] = "token"
 

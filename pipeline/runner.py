@@ -172,39 +172,33 @@ class Runner:
         return result
 
     def _run_all(self, todo: list[StageSpec], result: RunResult) -> None:
-        """Runs each stage once its inputs are done; up to `parallel_stages` independent stages at once."""
-        pending = list(todo)
-        running: dict = {}
+        """Runs each stage once its inputs are done; up to `parallel_stages` independent stages at once.
+        One at a time, a stage runs in this thread, so an in-process task keeps its timeout signal."""
+        pending, running = list(todo), {}
         names = {s.name for s in todo}
         done = {i for s in todo for i in s.inputs if i not in names and self.is_done(self.recipe.stage(i))}
-        if self.recipe.parallel_stages == 1:  # in this thread: an in-process task keeps its timeout signal
-            for spec in pending:
-                missing = [i for i in spec.inputs if i not in done]
-                if missing:
-                    raise RunError(f"stage {spec.name!r} needs {missing[0]!r}, which has not completed; run it first")
-                self.run_stage(spec)
-                done.add(spec.name)
-                result.ran.append(spec.name)
-            return
-        with ThreadPoolExecutor(max_workers=self.recipe.parallel_stages) as pool:
+        width = self.recipe.parallel_stages
+        with ThreadPoolExecutor(max_workers=width) as pool:
             while pending or running:
-                for spec in list(pending):
-                    if len(running) >= self.recipe.parallel_stages:
-                        break
-                    if all(i in done for i in spec.inputs):
-                        pending.remove(spec)
+                ready = [s for s in pending if all(i in done for i in s.inputs)]
+                if not ready and not running:
+                    missing = next(i for i in pending[0].inputs if i not in done)
+                    raise RunError(f"stage {pending[0].name!r} needs {missing!r}, which has not completed; run it first")
+                for spec in ready[: max(0, width - len(running))]:
+                    pending.remove(spec)
+                    if width == 1:
+                        self.run_stage(spec)
+                        done.add(spec.name)
+                        result.ran.append(spec.name)
+                    else:
                         running[pool.submit(self.run_stage, spec)] = spec
-                    elif not any(i in {p.name for p in pending} | {r.name for r in running.values()} for i in spec.inputs):
-                        missing = next(i for i in spec.inputs if i not in done)
-                        raise RunError(f"stage {spec.name!r} needs {missing!r}, which has not completed; run it first")
-                if not running:
-                    break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    spec = running.pop(fut)
-                    fut.result()  # a failed stage raises its RunError here
-                    done.add(spec.name)
-                    result.ran.append(spec.name)
+                if running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        spec = running.pop(fut)
+                        fut.result()  # a failed stage raises its RunError here
+                        done.add(spec.name)
+                        result.ran.append(spec.name)
 
     @staticmethod
     def _planned(spec: StageSpec, ctx: StageContext):

@@ -20,6 +20,9 @@ from pipeline import documents, storage
 from pipeline.steps import Step
 
 
+GROUP_ROWS = 1 << 16  # rows per routed row group (a partition's run takes ceil(rows / GROUP_ROWS) groups)
+
+
 def partition_of(key: str, parts: int) -> int:
     """Stable over runs and machines (unlike `hash`)."""
     return zlib.crc32(key.encode("utf-8")) % parts
@@ -45,22 +48,22 @@ class RouteByKey(Step):
             with storage.open_file(path, "rb") as f:
                 tables.append(pq.read_table(f))
         table = pa.concat_tables(tables) if tables else documents.SCHEMA.empty_table()
-        keys = table.column(self.key).to_pylist()
-        order = sorted(range(len(keys)), key=lambda i: (partition_of(str(keys[i] or ""), self.parts), i))
+        part = [partition_of(str(k or ""), self.parts) for k in table.column(self.key).to_pylist()]
+        order = sorted(range(len(part)), key=lambda i: (part[i], i))
         table = table.take(pa.array(order, pa.int64()))
-        parts = [partition_of(str(keys[i] or ""), self.parts) for i in order]
-        index: dict[str, list[int]] = {}
+        parts = [part[i] for i in order]
+        index: dict[str, list[int]] = {}  # partition -> [first, end) of its row groups
         out, idx = _paths(self.route_dir, rank)
         with storage.atomic_open(out, "wb") as f, pq.ParquetWriter(f, table.schema, compression="zstd") as w:
-            start, group = 0, 0
+            start = group = 0
             while start < len(parts):
                 end = start
                 while end < len(parts) and parts[end] == parts[start]:
                     end += 1
-                chunk = table.slice(start, end - start)
-                w.write_table(chunk, row_group_size=max(1, chunk.num_rows))
-                index[str(parts[start])] = [group, group + 1]
-                group, start = group + 1, end
+                w.write_table(table.slice(start, end - start), row_group_size=GROUP_ROWS)
+                n = -(-(end - start) // GROUP_ROWS)
+                index[str(parts[start])] = [group, group + n]
+                start, group = end, group + n
         storage.write_json(idx, index)
         return
         yield
@@ -79,7 +82,7 @@ class PartitionReader(Step):
         for i in range(self.n_files):
             path, idx = _paths(self.route_dir, i)
             groups = storage.read_json(idx, {}).get(str(rank))
-            if not groups:
+            if groups is None:
                 continue
             with storage.open_file(path, "rb") as f:
                 for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, row_groups=list(range(*groups))):
