@@ -72,8 +72,10 @@ def cmd_exact(args) -> int:
 def cmd_near(args) -> int:
     opts = {
         "level": args.level, "threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm,
-        "verify": not args.no_verify, "clusters": args.clusters,
+        "verify": not args.no_verify,
     }
+    if args.clusters:
+        opts["clusters"] = args.clusters
     if args.bands or args.rows:
         opts |= {"bands": args.bands, "rows": args.rows}
     elif args.num_perm != 112:
@@ -114,6 +116,7 @@ def register(sub) -> None:
     n.add_argument("--bands", type=int, help="LSH bands (with --rows; default: 14x8 for 112, else from the threshold)")
     n.add_argument("--rows", type=int, help="rows per band")
     n.add_argument("--no-verify", action="store_true", help="skip the exact-Jaccard check of candidate pairs")
-    n.add_argument("--clusters", choices=["components", "centres"], default="components",
-                   help="components (default) or centres: every removed document reaches the threshold with its kept one")
+    n.add_argument("--clusters", choices=["components", "centres"],
+                   help="centres (default with verification): every removed document reaches the threshold with its "
+                        "kept one; components: whole connected components (the default with --no-verify)")
     n.set_defaults(func=cmd_near)

@@ -109,9 +109,8 @@ class ExactGroups(WorkStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         reader = self.parts("keys", KEY_SCHEMA)
         with Decider(self, rank, self.keep) as decider:
-            for q in work.mine(self.partitions, rank, world_size):
+            for q, t in reader.partitions(work.mine(self.partitions, rank, world_size)):
                 with self.track_time():
-                    t = reader.read(q)
                     # the smallest ref with each key labels its group; singletons are no cluster
                     by_key = t.group_by(["hi", "lo"]).aggregate([("ref", "min"), ("ref", "count")])
                     multi = by_key.filter(pc.greater(by_key.column("ref_count"), 1))
@@ -137,9 +136,8 @@ class Decide(WorkStep):
         reader = self.parts("labelled", graph.LABELLED_SCHEMA)
         sets = SetIndex(work.glob(self.path("sets"), "t*.parquet")) if self.centres else None
         with Decider(self, rank, self.keep) as decider:
-            for q in work.mine(self.partitions, rank, world_size):
+            for q, members in reader.partitions(work.mine(self.partitions, rank, world_size)):
                 with self.track_time():
-                    members = reader.read(q)
                     if sets is not None:
                         members = centres.split(members, self.keep, sets, self.threshold)
                     decider.add(q, members)
@@ -166,8 +164,7 @@ class Summary(WorkStep):
         fs, p = storage.fs_and_path(storage.join(self.stage_dir, "clusters.parquet"))
         with fs.open(p + ".tmp", "wb") as f:
             with pq.ParquetWriter(f, work.CLUSTER_SCHEMA, compression="zstd") as w:
-                for q in range(self.partitions):
-                    t = reader.read(q)
+                for _, t in reader.partitions(range(self.partitions)):
                     if len(t):
                         w.write_table(t)
         fs.mv(p + ".tmp", p)
