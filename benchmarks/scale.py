@@ -98,6 +98,7 @@ def measure(records: str) -> None:
     run, phase = executors._Retrying._run_for_rank, executors.LocalExecutor.run
 
     def measured_phase(self):
+        self.start_method = "fork"  # with workers > 1, pool processes inherit the wrapper below
         logs = str(self.logging_dir.path)
         stage_dir = logs.split("/_logs/")[0]
         before, t0 = _files(stage_dir), time.perf_counter()
@@ -123,8 +124,8 @@ def measure(records: str) -> None:
     executors.LocalExecutor.run = measured_phase
 
 
-def recipe_for(run_dir: str, corpus: str, shards: int, tokens: int) -> dict:
-    return {"name": "scale", "run_dir": run_dir, "executor": "local", "workers": 1, "seed": 1, "stages": [
+def recipe_for(run_dir: str, corpus: str, shards: int, tokens: int, workers: int) -> dict:
+    return {"name": "scale", "run_dir": run_dir, "executor": "local", "workers": workers, "seed": 1, "stages": [
         {"name": "ingest", "kind": "github_files", "datasets": [os.path.join(corpus, "*.parquet")], "tasks": shards},
         {"name": "dedup", "kind": "dedup_near", "input": "ingest"},
         # a budget below what the corpus holds, so the mix samples (one category: code)
@@ -133,20 +134,21 @@ def recipe_for(run_dir: str, corpus: str, shards: int, tokens: int) -> dict:
     ]}
 
 
-def run_size(work: str, docs: int, shard_docs: int) -> dict:
+def run_size(work: str, docs: int, shard_docs: int, workers: int = 1, resume: bool = False) -> dict:
     from pipeline.recipe import parse_recipe
     from pipeline.runner import Runner
 
     corpus = os.path.join(work, f"corpus-{docs}-{shard_docs}")
     nbytes = make_corpus(corpus, docs, shard_docs)
     run_dir = os.path.join(work, f"run-{docs}-{shard_docs}")
-    shutil.rmtree(run_dir, ignore_errors=True)
     records = os.path.join(work, f"tasks-{docs}-{shard_docs}.jsonl")
-    if os.path.exists(records):
-        os.remove(records)
+    if not resume:  # a resumed run skips the tasks it completed; their records stay
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if os.path.exists(records):
+            os.remove(records)
     measure(records)
     shards = -(-docs // shard_docs)
-    recipe = parse_recipe(recipe_for(run_dir, corpus, shards, int(nbytes / 4 * 0.8)))
+    recipe = parse_recipe(recipe_for(run_dir, corpus, shards, int(nbytes / 4 * 0.8), workers))
     t0 = time.perf_counter()
     Runner(recipe, progress=False).run()
     wall = time.perf_counter() - t0
@@ -155,7 +157,7 @@ def run_size(work: str, docs: int, shard_docs: int) -> dict:
         for r in map(json.loads, f):
             p = phases[os.path.relpath(r["phase"], run_dir).replace("/_logs/", "/")]
             if "wall" in r:
-                p.update(wall=r["wall"], files=r["files"])
+                p.update(wall=p.get("wall", 0) + r["wall"], files=p.get("files", 0) + r["files"])
             else:
                 p["tasks"] += 1
                 p["peak"] = max(p["peak"], r["peak"])
@@ -173,6 +175,8 @@ def main() -> None:
     ap.add_argument("--docs", default="200000,1600000")
     ap.add_argument("--shard-docs", type=int, default=10_000)
     ap.add_argument("--work", default="/tmp/scale")
+    ap.add_argument("--workers", type=int, default=1, help="tasks at once (forked processes when > 1; per-task peaks either way)")
+    ap.add_argument("--resume", action="store_true", help="keep the run directory: completed tasks are skipped")
     ap.add_argument("--compare", action="store_true", help="run nothing: compare the saved results of --docs")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -182,7 +186,7 @@ def main() -> None:
             with open(os.path.join(a.work, f"result-{n}-{a.shard_docs}.json")) as f:
                 r = json.load(f)
         else:
-            r = run_size(a.work, n, a.shard_docs)
+            r = run_size(a.work, n, a.shard_docs, a.workers, a.resume)
         results.append(r)
         print(f"\n{n:,} documents ({r['bytes'] / 2**20:.0f} MiB of text) in {r['shards']} shards: {r['wall']:.0f} s wall, "
               f"dedup kept {r['dedup_kept']:,}")
