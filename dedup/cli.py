@@ -117,6 +117,6 @@ def register(sub) -> None:
     n.add_argument("--rows", type=int, help="rows per band")
     n.add_argument("--no-verify", action="store_true", help="skip the exact-Jaccard check of candidate pairs")
     n.add_argument("--clusters", choices=["components", "centres"],
-                   help="centres (default with verification): every removed document reaches the threshold with its "
-                        "kept one; components: whole connected components (the default with --no-verify)")
+                   help="centres (default for file/repo with verification): every removed document reaches the threshold "
+                        "with its kept one; components: whole connected components (default for page or --no-verify)")
     n.set_defaults(func=cmd_near)

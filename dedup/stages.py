@@ -92,10 +92,11 @@ class DedupNear(_Dedup):
     null to derive them from `threshold` with datasketch's optimal-parameter method. With `verify`,
     no pair of documents that share a bucket and reach `threshold` is lost (`dedup/big_buckets.py`;
     short of a bucket that spends its bounded checks, counted as `big_bucket_unchecked_members`).
-    `clusters`: `centres` (the default with `verify`: each connected component of the verified pairs
-    split so that every removed document reaches `threshold` with its kept one; on versioned code the
-    components chain releases, so their precision against exact Jaccard is ~0.67, the centres' ~1.0)
-    or `components` (whole components; the default without `verify`, which centres need).
+    `clusters`: `centres` (the default for code, `file`/`repo` with `verify`: each connected component
+    of the verified pairs split so that every removed document reaches `threshold` with its kept one; on
+    versioned code components chain releases, precision against exact Jaccard ~0.67, centres ~1.0) or
+    `components` (whole components: the default for `page`, as in FineWeb, and without `verify`, which
+    centres need).
     """
 
     level: Literal["file", "repo", "page"] = "file"
@@ -106,7 +107,7 @@ class DedupNear(_Dedup):
     rows: int | None = Field(default=8, ge=1)
     threshold: Fraction = 0.7
     verify: bool = True
-    clusters: Literal["components", "centres"] | None = None  # None: centres with verify, else components
+    clusters: Literal["components", "centres"] | None = None  # None: centres for verified code, else components
     minhash_seed: int = 1
 
     @model_validator(mode="after")
@@ -118,7 +119,7 @@ class DedupNear(_Dedup):
         if self.clusters == "centres" and not self.verify:
             raise ValueError("clusters: centres needs verify: true (it reads the verified shingle sets)")
         if self.clusters is None:
-            self.clusters = "centres" if self.verify else "components"
+            self.clusters = "centres" if self.verify and self.level != "page" else "components"
         return self
 
     def lsh(self) -> tuple[int, int]:

@@ -447,4 +447,6 @@ def test_centres_split_chains_so_every_removed_document_resembles_its_kept_one(t
     with pytest.raises(ValidationError, match="needs verify"):
         DedupNear(name="d", kind="dedup_near", input="x", clusters="centres", verify=False)
     assert DedupNear(name="d", kind="dedup_near", input="x").clusters == "centres"
+    assert DedupNear(name="d", kind="dedup_near", input="x", level="repo").clusters == "centres"
     assert DedupNear(name="d", kind="dedup_near", input="x", verify=False).clusters == "components"
+    assert DedupNear(name="d", kind="dedup_near", input="x", level="page").clusters == "components"
