@@ -22,6 +22,7 @@ from dedup.keys import text_key, url_key
 from dedup.phase import WorkStep
 from pipeline import storage
 
+CENTRES_BATCH_BYTES = 8 << 20  # cluster members (~50 B each) whose shingle sets `clusters: centres` holds at once
 KEY_SCHEMA = pa.schema(
     [("hi", pa.uint64()), ("lo", pa.uint64()), ("ref", pa.uint64()), ("id", pa.string()), ("length", pa.int64()), ("stars", pa.float64())]
 )
@@ -134,13 +135,20 @@ class Decide(WorkStep):
         from dedup.steps import SetIndex
 
         reader = self.parts("labelled", graph.LABELLED_SCHEMA)
-        sets = SetIndex(work.glob(self.path("sets"), "t*.parquet")) if self.centres else None
+        sets = None
+        if self.centres:
+            sets = SetIndex(work.glob(self.path("sets"), "t*.parquet"))
+            reader.batch_bytes = CENTRES_BATCH_BYTES
         with Decider(self, rank, self.keep) as decider:
-            for q, members in reader.partitions(work.mine(self.partitions, rank, world_size)):
+            for batch in reader.batches(work.mine(self.partitions, rank, world_size)):
+                if not batch:
+                    continue
                 with self.track_time():
-                    if sets is not None:
-                        members = centres.split(members, self.keep, sets, self.threshold)
-                    decider.add(q, members)
+                    # the sets of a whole batch in one pass: each row group of the set files is read once per
+                    # batch, not once per partition (members of a partition are spread over every set file)
+                    shingles = sets.get(np.unique(np.concatenate([m.column("ref").to_numpy() for _, m in batch]))) if sets else None
+                    for q, members in batch:
+                        decider.add(q, centres.split(members, self.keep, shingles, self.threshold) if sets else members)
 
 
 class Summary(WorkStep):

@@ -170,9 +170,14 @@ class PartReader:
 
     def partitions(self, qs) -> Iterator[tuple[int, pa.Table]]:
         """(q, rows of partition q) for each q of `qs`, in order."""
+        for batch in self.batches(qs):
+            yield from batch
+
+    def batches(self, qs) -> Iterator[list[tuple[int, pa.Table]]]:
+        """The partitions of `qs` in order, as lists of about `batch_bytes` (one partition may exceed it)."""
         qs = list(qs)
         if len(qs) < 2:
-            yield from self._batch(qs)
+            yield self._batch(qs)
             return
         size = dict.fromkeys(qs, 0)
         for pf, groups in self._footers():
@@ -181,13 +186,13 @@ class PartReader:
         batch, held = [], 0
         for q in qs:
             if batch and held + size[q] > self.batch_bytes:
-                yield from self._batch(batch)
+                yield self._batch(batch)
                 batch, held = [], 0
             batch.append(q)
             held += size[q]
-        yield from self._batch(batch)
+        yield self._batch(batch)
 
-    def _batch(self, qs: list[int]) -> Iterator[tuple[int, pa.Table]]:
+    def _batch(self, qs: list[int]) -> list[tuple[int, pa.Table]]:
         pieces: dict[int, list[pa.Table]] = {q: [] for q in qs}
         for pf, groups in self._footers() if qs else ():
             owner = sorted((g, q) for q in qs for g in groups.get(str(q), ()))
@@ -199,12 +204,11 @@ class PartReader:
                 n = pf.metadata.row_group(g).num_rows
                 pieces[q].append(t.slice(at, n))
                 at += n
-        for q in qs:
-            parts = pieces.pop(q)
-            yield q, pa.concat_tables(parts).cast(self.schema) if parts else self.schema.empty_table()
+        return [(q, pa.concat_tables(parts).cast(self.schema) if parts else self.schema.empty_table())
+                for q, parts in pieces.items()]
 
     def read(self, q: int) -> pa.Table:
-        return next(self.partitions([q]))[1]
+        return self._batch([q])[0][1]
 
 
 def mine(partitions: int, rank: int, world_size: int) -> range:
