@@ -147,7 +147,8 @@ class Decide(WorkStep):
                     # the sets of a whole batch in one pass: each row group of the set files is read once per
                     # batch, not once per partition (members of a partition are spread over every set file)
                     shingles = sets.get(np.unique(np.concatenate([m.column("ref").to_numpy() for _, m in batch]))) if sets else None
-                    for q, members in batch:
+                    while batch:  # popped: the next batch is read while this list is bound
+                        q, members = batch.pop(0)
                         decider.add(q, centres.split(members, self.keep, shingles, self.threshold) if sets else members)
 
 

@@ -28,6 +28,7 @@ ALL_PAIRS_UP_TO = 8  # with verification, buckets this small give all their pair
 BIG_BUCKET_DOCS = 20_000  # Verify loads the shingle sets of about this many big-bucket members at a time
 SET_ROWS = 256  # documents per row group of the shingle-set files: what Verify reads to get one set
 CACHE_BYTES = 32 << 20  # shingle-set row groups a SetIndex keeps read
+VERIFY_BATCH_BYTES = 1 << 20  # candidate pairs (16 B each) whose shingle sets Verify holds at once
 EDGE_BLOCK = 8  # Verify's partition of an edge is that of its first document's 2^8-row block: fewer set reads
 
 
@@ -254,18 +255,25 @@ class Verify(WorkStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         index = SetIndex(work.glob(self.path("sets"), "t*.parquet"))
         reader = self.parts("edges", work.EDGE_SCHEMA)
+        reader.batch_bytes = VERIFY_BATCH_BYTES
         kept = 0
         with work.PartWriter(work.task_file(self.path(graph.round_dir(0)), rank), work.EDGE_SCHEMA) as out:
-            for _, t in reader.partitions(work.mine(self.partitions, rank, world_size)):
+            for batch in reader.batches(work.mine(self.partitions, rank, world_size)):
+                if not batch:
+                    continue
                 with self.track_time():
-                    e = unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy())
-                    sets = index.get(np.unique(e.reshape(-1)))
-                    ok = np.fromiter((big_buckets.jaccard(sets[int(a)], sets[int(b)]) >= self.threshold for a, b in e),
-                                     dtype=bool, count=len(e))
-                    self.stat_update("verified_pairs", value=int(ok.sum()))
-                    self.stat_update("rejected_pairs", value=int((~ok).sum()))
-                    kept += int(ok.sum())
-                    graph.add_both_ways(out, e[ok], self.partitions)
+                    # the sets of a batch of partitions in one pass: an edge's second document may be in any
+                    # set row group, so reading per partition would read most groups once per partition
+                    edges = [unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy()) for _, t in batch]
+                    batch.clear()  # only the edges are needed; the next batch is read while this list is bound
+                    sets = index.get(np.unique(np.concatenate([e.reshape(-1) for e in edges])))
+                    for e in edges:
+                        ok = np.fromiter((big_buckets.jaccard(sets[int(a)], sets[int(b)]) >= self.threshold for a, b in e),
+                                         dtype=bool, count=len(e))
+                        self.stat_update("verified_pairs", value=int(ok.sum()))
+                        self.stat_update("rejected_pairs", value=int((~ok).sum()))
+                        kept += int(ok.sum())
+                        graph.add_both_ways(out, e[ok], self.partitions)
             for path in work.glob(self.path("big"), "t*.parquet")[rank::world_size]:
                 with self.track_time():
                     e = self._big_buckets(path, index)

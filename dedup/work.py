@@ -30,7 +30,7 @@ CLUSTER_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("
 _PARTS = b"codecurate.partitions"
 _MAX_GROUP = 1 << 20  # rows per row group (pyarrow's cap)
 FLUSH_BYTES = 16 << 20  # a writer's buffer
-BATCH_BYTES = 32 << 20  # a reader holds the partitions of about this many bytes (uncompressed) at a time
+BATCH_BYTES = 16 << 20  # a reader holds the partitions of about this many bytes (uncompressed) at a time
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 
 
@@ -165,7 +165,8 @@ class PartReader:
     def partitions(self, qs) -> Iterator[tuple[int, pa.Table]]:
         """(q, rows of partition q) for each q of `qs`, in order."""
         for batch in self.batches(qs):
-            yield from batch
+            while batch:  # popped: a partition's rows are freed once the caller moves on
+                yield batch.pop(0)
 
     def batches(self, qs) -> Iterator[list[tuple[int, pa.Table]]]:
         """The partitions of `qs` in order, as lists of about `batch_bytes` (one partition may exceed it)."""
