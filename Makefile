@@ -22,6 +22,7 @@ ablation: $(STAMP)
 	$(BIN)/codecurate demo --real
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
 
 clean:

@@ -1,4 +1,6 @@
-"""DeepSeek-V2 (arXiv:2405.04434) in one file: Multi-head Latent Attention and DeepSeekMoE.
+"""DeepSeek-V2 (arXiv:2405.04434): the configuration, decoder layers and the causal-LM head.
+
+The attention (Multi-head Latent Attention) is in `trainer.attention`, DeepSeekMoE in `trainer.moe`.
 
 Configuration fields use the names of DeepSeek-V2's `config.json`, and parameter names match Hugging Face
 `DeepseekV2ForCausalLM`, so `trainer.convert` is a renaming-free copy both ways.
@@ -6,12 +8,14 @@ Configuration fields use the names of DeepSeek-V2's `config.json`, and parameter
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from trainer.attention import LatentCache, MultiHeadLatentAttention, RMSNorm, rope_frequencies
+from trainer.moe import MLP, MoE
 
 
 @dataclass
@@ -68,7 +72,7 @@ class ModelConfig:
             raise ValueError(f"dimensions must be multiples of 16: {', '.join(odd)}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -82,7 +86,7 @@ class ModelConfig:
         return self.n_routed_experts > 0 and i >= self.first_k_dense_replace and i % self.moe_layer_freq == 0
 
 
-def param_counts(model: "DeepseekV2ForCausalLM") -> tuple[int, int]:
+def param_counts(model: DeepseekV2ForCausalLM) -> tuple[int, int]:
     """(total, active per token): active counts the shared experts and `num_experts_per_tok` routed ones."""
     cfg = model.config
     total = sum(p.numel() for p in model.parameters())
@@ -92,292 +96,6 @@ def param_counts(model: "DeepseekV2ForCausalLM") -> tuple[int, int]:
             per_expert = layer.mlp.experts.gate_up_proj[0].numel() + layer.mlp.experts.down_proj[0].numel()
             inactive += per_expert * (cfg.n_routed_experts - cfg.num_experts_per_tok)
     return total, total - inactive
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
-
-
-# ---------------------------------------------------------------- rotary position embedding, with YaRN
-
-
-def yarn_mscale(scale: float, mscale: float = 1.0) -> float:
-    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
-
-
-def rope_frequencies(cfg: ModelConfig) -> tuple[torch.Tensor, float]:
-    """Inverse frequencies of the decoupled RoPE dims, and the YaRN magnitude factor for cos/sin."""
-    dim, base = cfg.qk_rope_head_dim, cfg.rope_theta
-    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
-    rs = cfg.rope_scaling
-    if not rs:
-        return inv_freq, 1.0
-    kind = rs.get("type", rs.get("rope_type"))
-    if kind == "default":
-        return inv_freq, 1.0
-    if kind != "yarn":
-        raise ValueError(f"rope_scaling type {kind!r} is not supported (only yarn)")
-    factor = rs["factor"]
-    orig = rs.get("original_max_position_embeddings", cfg.max_position_embeddings)
-    beta_fast, beta_slow = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
-
-    def correction_dim(rotations: float) -> float:
-        return dim * math.log(orig / (rotations * 2 * math.pi)) / (2 * math.log(base))
-
-    low = max(math.floor(correction_dim(beta_fast)), 0)
-    high = min(math.ceil(correction_dim(beta_slow)), dim - 1)
-    ramp = torch.clamp((torch.arange(dim // 2, dtype=torch.float32) - low) / ((high - low) or 0.001), 0, 1)
-    extrapolate = 1 - ramp  # high-frequency dims keep their frequency, low-frequency ones are interpolated
-    inv_freq = inv_freq / factor * (1 - extrapolate) + inv_freq * extrapolate
-    mscale, mscale_all = rs.get("mscale"), rs.get("mscale_all_dim")
-    if mscale and mscale_all:
-        attention_factor = yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all)
-    else:
-        attention_factor = yarn_mscale(factor)
-    return inv_freq, attention_factor
-
-
-def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (x[2i], x[2i+1]), the layout of DeepSeek's released weights: as complex numbers,
-    x[2i] + i x[2i+1] times `rotation` [t, dim/2] = attention_factor * e^{i theta} (one kernel, not ten)."""
-    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
-    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
-
-
-# ---------------------------------------------------------------- Multi-head Latent Attention
-
-
-class MultiHeadLatentAttention(nn.Module):
-    """Keys and values come from one low-rank latent c_KV (the only thing a KV cache would keep) plus a single
-    RoPE key shared across heads; queries are optionally low-rank too."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        h, d = cfg.num_attention_heads, cfg.hidden_size
-        self.qk_head_dim = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim
-        if cfg.q_lora_rank is None:
-            self.q_proj = nn.Linear(d, h * self.qk_head_dim, bias=False)
-        else:
-            self.q_a_proj = nn.Linear(d, cfg.q_lora_rank, bias=cfg.attention_bias)  # W^DQ
-            self.q_a_layernorm = RMSNorm(cfg.q_lora_rank)
-            self.q_b_proj = nn.Linear(cfg.q_lora_rank, h * self.qk_head_dim, bias=False)  # W^UQ and W^QR
-        # W^DKV and W^KR in one matmul: the latent c_KV and the shared rope key k^R
-        self.kv_a_proj_with_mqa = nn.Linear(d, cfg.kv_lora_rank + cfg.qk_rope_head_dim, bias=cfg.attention_bias)
-        self.kv_a_layernorm = RMSNorm(cfg.kv_lora_rank)
-        # W^UK and W^UV: up-project the latent to per-head keys and values
-        self.kv_b_proj = nn.Linear(cfg.kv_lora_rank, h * (cfg.qk_nope_head_dim + cfg.v_head_dim), bias=False)
-        self.o_proj = nn.Linear(h * cfg.v_head_dim, d, bias=cfg.attention_bias)
-        self.scale = self.qk_head_dim**-0.5
-        rs = cfg.rope_scaling or {}
-        if rs.get("mscale_all_dim"):
-            self.scale *= yarn_mscale(rs["factor"], rs["mscale_all_dim"]) ** 2
-
-    def forward(self, x: torch.Tensor, rotation: torch.Tensor, cache: LatentCache | None = None,
-                index: int = 0) -> torch.Tensor:
-        """x [b, t, d] at positions cache.length.. (0 without a cache); `cache` gets this layer's new latents."""
-        cfg = self.cfg
-        b, t, _ = x.shape
-        q = self.q_proj(x) if cfg.q_lora_rank is None else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
-        q = q.view(b, t, -1, self.qk_head_dim).transpose(1, 2)
-        q_nope, q_rope = q.split([cfg.qk_nope_head_dim, cfg.qk_rope_head_dim], dim=-1)
-
-        c_kv, k_rope = self.kv_a_proj_with_mqa(x).split([cfg.kv_lora_rank, cfg.qk_rope_head_dim], dim=-1)
-        c_kv, k_rope = self.kv_a_layernorm(c_kv), apply_rope(k_rope.unsqueeze(1), rotation)
-        past = 0
-        if cache is not None:
-            past = cache.length
-            c_kv, k_rope = cache.extend(index, c_kv, k_rope)
-        kv = self.kv_b_proj(c_kv).view(b, past + t, -1, cfg.qk_nope_head_dim + cfg.v_head_dim)
-        k_nope, v = kv.transpose(1, 2).split([cfg.qk_nope_head_dim, cfg.v_head_dim], dim=-1)
-
-        q = torch.cat((q_nope, apply_rope(q_rope, rotation)), dim=-1)
-        k = torch.cat((k_nope, k_rope.expand(-1, k_nope.shape[1], -1, -1)), dim=-1)
-        if past == 0:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
-        else:  # query i sits at position past + i and sees keys 0..past + i
-            mask = torch.arange(past + t, device=x.device) <= torch.arange(past, past + t, device=x.device)[:, None]
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
-
-
-class LatentCache:
-    """MLA's inference cache: per layer only the normalised KV latent c_KV and the rotated shared RoPE key k^R,
-    kv_lora_rank + qk_rope_head_dim numbers per token (instead of 2 x heads x head_dim); each step up-projects
-    them to keys and values again."""
-
-    def __init__(self):
-        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.length = 0  # tokens cached; the next input starts at this position
-
-    def extend(self, index: int, latent: torch.Tensor, rope_key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append a layer's latents [b, t, r] and rope keys [b, 1, t, r'] to its cache; return all of them."""
-        if index == len(self.layers):
-            self.layers.append((latent, rope_key))
-        else:
-            old_latent, old_key = self.layers[index]
-            self.layers[index] = (torch.cat((old_latent, latent), 1), torch.cat((old_key, rope_key), 2))
-        return self.layers[index]
-
-
-# ---------------------------------------------------------------- DeepSeekMoE
-
-
-class MLP(nn.Module):
-    """SwiGLU FFN: the dense layers and the shared experts (n_shared experts fused into one wider FFN)."""
-
-    def __init__(self, hidden: int, inner: int):
-        super().__init__()
-        self.gate_proj = nn.Linear(hidden, inner, bias=False)
-        self.up_proj = nn.Linear(hidden, inner, bias=False)
-        self.down_proj = nn.Linear(inner, hidden, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
-class Router(nn.Module):
-    """Softmax affinities s_{i,t} = Softmax(u_t^T e_i); the top-k experts get gate g_{i,t} = s_{i,t}."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.weight = nn.Parameter(torch.empty(cfg.n_routed_experts, cfg.hidden_size))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [T, d] -> (scores [T, E] fp32, top-k weights [T, k], top-k expert ids [T, k])."""
-        cfg = self.cfg
-        scores = F.linear(x.float(), self.weight.float()).softmax(dim=-1)
-        routed = scores
-        if cfg.topk_method == "group_limited_greedy":  # pick topk_group device groups first, then experts in them
-            groups = scores.view(scores.shape[0], cfg.n_group, -1)
-            keep = torch.topk(groups.amax(-1), cfg.topk_group, dim=-1).indices
-            mask = torch.zeros_like(groups[..., 0]).scatter_(1, keep, 1.0).bool()
-            routed = groups.masked_fill(~mask.unsqueeze(-1), 0.0).view_as(scores)
-        elif cfg.topk_method != "greedy":
-            raise ValueError(f"unknown topk_method {cfg.topk_method!r}")
-        weights, experts = torch.topk(routed, cfg.num_experts_per_tok, dim=-1, sorted=False)
-        if cfg.norm_topk_prob and cfg.num_experts_per_tok > 1:
-            weights = weights / (weights.sum(-1, keepdim=True) + 1e-20)
-        return scores, weights * cfg.routed_scaling_factor, experts
-
-
-def balance_losses(cfg: ModelConfig, scores: torch.Tensor, experts: torch.Tensor, batch: int) -> torch.Tensor:
-    """Expert-level (eq. 12-14) and device-level (eq. 15-17) balance losses, per sequence then averaged.
-
-    f_i = N / (K T) * #tokens routed to i,  P_i = mean_t s_{i,t},  L_Exp = alpha_1 * sum_i f_i P_i.
-    Device groups: f'_d = mean of f_i over the group, P'_d = sum of P_i, L_Dev = alpha_2 * sum_d f'_d P'_d.
-    """
-    n, k = cfg.n_routed_experts, cfg.num_experts_per_tok
-    if not cfg.seq_aux:  # one "sequence" spanning the whole batch
-        batch = 1
-    scores = scores.view(batch, -1, n)
-    t = scores.shape[1]
-    counts = torch.zeros(batch, n, device=scores.device, dtype=scores.dtype)
-    counts.scatter_add_(1, experts.view(batch, -1), torch.ones(batch, t * k, device=scores.device, dtype=scores.dtype))
-    f = counts * (n / (k * t))
-    p = scores.mean(dim=1)
-    loss = cfg.aux_loss_alpha * (f * p).sum(-1).mean()
-    if cfg.device_aux_loss_alpha:
-        d = cfg.ep_size
-        f_dev = f.view(batch, d, -1).mean(-1)
-        p_dev = p.view(batch, d, -1).sum(-1)
-        loss = loss + cfg.device_aux_loss_alpha * (f_dev * p_dev).sum(-1).mean()
-    return loss
-
-
-class RoutedExperts(nn.Module):
-    """All routed experts as two 3-D weights, run as grouped (or padded batched) GEMMs over tokens sorted by expert."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        e, d, i = cfg.n_routed_experts, cfg.hidden_size, cfg.moe_intermediate_size
-        self.gate_up_proj = nn.Parameter(torch.empty(e, 2 * i, d))
-        self.down_proj = nn.Parameter(torch.empty(e, d, i))
-
-    def _impl(self, x: torch.Tensor) -> str:
-        impl = self.cfg.moe_impl
-        if impl == "grouped_mm" and not hasattr(torch, "_grouped_mm"):
-            impl = "bmm"
-        if impl != "auto":
-            return impl
-        if hasattr(torch, "_grouped_mm") and x.is_cuda and x.dtype == torch.bfloat16 and torch.cuda.get_device_capability(x.device) >= (9, 0):
-            return "grouped_mm"
-        return "bmm"  # two padded batched GEMMs instead of 2E small ones
-
-    @staticmethod
-    def _padded_bmm(xs, counts, starts, w1, w2):
-        """Tokens of expert e in row block e of a [E, max_count, d] buffer, zero-padded; two bmm calls."""
-        e = counts.numel()
-        cap = int(counts.max())
-        expert_of = torch.repeat_interleave(torch.arange(e, device=xs.device), counts)
-        slot = torch.arange(xs.shape[0], device=xs.device) - starts[expert_of]
-        buf = xs.new_zeros(e, cap, xs.shape[1])
-        buf[expert_of, slot] = xs
-        g, u = torch.bmm(buf, w1.transpose(1, 2)).chunk(2, dim=-1)
-        return torch.bmm(F.silu(g) * u, w2.transpose(1, 2))[expert_of, slot]
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
-        """x [T, d]; weights, experts [T, k] -> sum_i g_{i,t} FFN_i(u_t), shape [T, d]."""
-        t, k = experts.shape
-        flat = experts.reshape(-1)
-        order = torch.argsort(flat, stable=True)  # permute: the T*k (token, slot) pairs grouped by expert
-        counts = torch.bincount(flat, minlength=self.cfg.n_routed_experts)
-        xs = x[order // k]
-        if torch.is_autocast_enabled(x.device.type):
-            xs = xs.to(torch.get_autocast_dtype(x.device.type))
-        gate_up, down = self.gate_up_proj.to(xs.dtype), self.down_proj.to(xs.dtype)
-        impl = self._impl(xs)
-        if impl == "grouped_mm":
-            offs = torch.cumsum(counts, 0, dtype=torch.int32)
-            h = torch._grouped_mm(xs, gate_up.transpose(1, 2), offs=offs)
-            g, u = h.chunk(2, dim=-1)
-            ys = torch._grouped_mm((F.silu(g) * u).contiguous(), down.transpose(1, 2), offs=offs)
-        elif impl == "bmm":
-            ys = self._padded_bmm(xs, counts, torch.cumsum(counts, 0) - counts, gate_up, down)
-        else:  # one GEMM per expert (a loop over experts, never over tokens)
-            outs = []
-            for e, chunk in enumerate(xs.split(counts.tolist())):
-                g, u = F.linear(chunk, gate_up[e]).chunk(2, dim=-1)
-                outs.append(F.linear(F.silu(g) * u, down[e]))
-            ys = torch.cat(outs)
-        ys = ys * weights.reshape(-1)[order, None].to(ys.dtype)
-        unpermuted = torch.empty_like(ys)
-        unpermuted[order] = ys  # back to (token, slot) order, then sum the k slots of each token
-        return unpermuted.view(t, k, -1).sum(1).to(x.dtype)
-
-
-class MoE(nn.Module):
-    """h_t = u_t + sum shared FFN(u_t) + sum_i g_{i,t} FFN_i(u_t) (the residual is added by the block)."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.gate = Router(cfg)
-        self.experts = RoutedExperts(cfg)
-        self.shared_experts = MLP(cfg.hidden_size, cfg.moe_intermediate_size * cfg.n_shared_experts) if cfg.n_shared_experts else None
-        self.last_load: torch.Tensor | None = None  # tokens per expert in the last forward, for logging
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, t, d = x.shape
-        flat = x.reshape(-1, d)
-        scores, weights, experts = self.gate(flat)
-        self.last_load = torch.bincount(experts.reshape(-1).detach(), minlength=self.cfg.n_routed_experts)
-        out = self.experts(flat, weights, experts).view(b, t, d)
-        if self.shared_experts is not None:
-            out = out + self.shared_experts(x)
-        aux = balance_losses(self.cfg, scores, experts, b) if self.training else out.new_zeros(())
-        return out, aux
 
 
 class DecoderLayer(nn.Module):

@@ -5,7 +5,7 @@ Output of a `tokenize_shards` stage, `<run_dir>/<stage>/`:
     part-NNNNN.parquet          the documents (fixed schema; `datasets.load_dataset("parquet")` reads them),
                                 with `metadata["tokens"]`
     tokens-NNNNN.bin / .idx     the same documents' token ids, same order, Megatron MMIDIDX
-                                (see `tokenizer.indexed_dataset`)
+                                (see `pipeline.mixing.megatron`)
     manifest.json               documents and tokens per source and category, ratios, tokenizer
                                 and recipe hashes, FIM rate, decontamination counts, the mix
 
@@ -38,11 +38,12 @@ from pydantic import Field
 
 from pipeline import documents, storage
 from pipeline.io import ShardWriter
-from pipeline.mixing import fim
-from pipeline.mixing.mix import categorize, read_table, write_table
+from pipeline.mixing import category
+from pipeline.mixing.megatron import IndexedDatasetWriter
+from pipeline.registry import kind_class
 from pipeline.stage import Phase, StageContext, StageSpec
 from pipeline.steps import Step
-from tokenizer.indexed_dataset import IndexedDatasetWriter
+from tokenizer import fim
 
 
 def _batches(it, n: int):
@@ -53,37 +54,7 @@ def _batches(it, n: int):
 
 def encode_documents(tok, docs, add_bos: bool) -> list[list[int]]:
     """Token ids of each document, FIM pieces encoded separately, EOS appended; one encode_batch call."""
-    segs: list[str] = []
-    layouts = []
-    for d in docs:
-        if "fim" in d.metadata:
-            lay = []
-            for kind, text in fim.pieces(d):
-                if kind == "sentinel":
-                    lay.append(-1 - tok.hf.token_to_id(text))
-                else:
-                    lay.append(len(segs))
-                    segs.append(text)
-            layouts.append(lay)
-        else:
-            layouts.append(len(segs))
-            segs.append(d.text)
-    enc = tok.encode_batch(segs) if segs else []
-    head = [tok.bos_id] if add_bos else []
-    out = []
-    for lay in layouts:
-        if isinstance(lay, int):
-            out.append(head + enc[lay] + [tok.eos_id])
-            continue
-        ids = list(head)
-        for v in lay:
-            if v < 0:
-                ids.append(-1 - v)
-            else:
-                ids += enc[v]
-        ids.append(tok.eos_id)
-        out.append(ids)
-    return out
+    return fim.encode(tok, [(d.text, d.metadata.get("fim")) for d in docs], [tok.bos_id] if add_bos else [])
 
 
 ROUTE_SCHEMA = pa.schema([("key", pa.uint64()), ("tie", pa.uint64()), ("row", pa.large_string()), ("ids", pa.large_binary()),
@@ -134,13 +105,13 @@ class Tokenize(Step):
                 p["row"].append(row)
                 p["ids"].append(np.asarray(ids, np.uint32).tobytes())
                 p["source"].append(str(d.metadata.get("source")))
-                p["category"].append(categorize(d.metadata))
+                p["category"].append(category.of(d.metadata))
                 p["tokens"].append(len(ids))
                 p["fim"].append(d.metadata["fim"]["mode"] if "fim" in d.metadata else None)
             self.stat_update("tokens", value=sum(map(len, encoded)))
         for k in sorted(parts):
-            write_table(storage.join(self.work_dir, f"shard-{k:05d}", f"from-{rank:05d}.parquet"),
-                        pa.table(parts.pop(k), schema=ROUTE_SCHEMA))
+            storage.write_parquet(storage.join(self.work_dir, f"shard-{k:05d}", f"from-{rank:05d}.parquet"),
+                                  pa.table(parts.pop(k), schema=ROUTE_SCHEMA))
         return
         yield
 
@@ -157,7 +128,7 @@ class Shuffle(Step):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         files = storage.glob(storage.join(self.work_dir, f"shard-{rank:05d}", "from-*.parquet"))
-        table = pa.concat_tables([read_table(f) for f in files]) if files else ROUTE_SCHEMA.empty_table()
+        table = pa.concat_tables([storage.read_parquet(f) for f in files]) if files else ROUTE_SCHEMA.empty_table()
         table = table.take(np.lexsort((table.column("tie").to_numpy(), table.column("key").to_numpy())))
         name = f"tokens-{rank:05d}"
         with storage.scratch() as tmp:
@@ -213,6 +184,19 @@ def recipe_digest(recipe: dict, run_dir: str) -> str:
     return hashlib.sha256(text.replace(run_dir.rstrip("/"), "${run_dir}").encode()).hexdigest()
 
 
+def _merge(a, b):
+    """Two stages' manifest sections as one: numbers added, lists joined, mappings merged key by key."""
+    if a is None:
+        return b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {**a, **{k: _merge(a.get(k), v) for k, v in b.items()}}
+    if isinstance(a, list) and isinstance(b, list):
+        return a + b
+    if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+        return a + b
+    return b
+
+
 def build_manifest(run_dir: str, stage: str, parts_dir: str, n_shards: int, tokenizer_name: str, add_bos: bool,
                    seed: int) -> dict:
     import tokenizer as tk
@@ -246,24 +230,11 @@ def build_manifest(run_dir: str, stage: str, parts_dir: str, n_shards: int, toke
         "mix": None,
     }
     for up in _upstream(recipe, stage):
+        spec = kind_class(up["kind"]).model_construct(**up)  # as the recipe ran it; defaults filled in
         sdir = storage.join(run_dir, up["name"])
-        stats = storage.read_json(storage.join(sdir, "_stats.json"), {}) or {}
-        if up.get("kind") == "decontaminate":
-            hits = {r.split("/", 1)[1]: d["docs"] for r, d in stats.get("dropped", {}).items() if r.startswith("contaminated/")}
-            prev = manifest["decontamination"] or {"stages": [], "documents_in": 0, "removed": 0, "by_benchmark": {}}
-            prev["stages"].append(up["name"])
-            prev["documents_in"] += stats.get("in", {}).get("docs", 0)
-            prev["removed"] += sum(hits.values())
-            for b, n in hits.items():
-                prev["by_benchmark"][b] = prev["by_benchmark"].get(b, 0) + n
-            manifest["decontamination"] = prev
-        elif up.get("kind") == "mix":
-            manifest["mix"] = storage.read_json(storage.join(sdir, "mix.json"))
-        elif up.get("kind") == "fim":
-            s = fim.fim_step_stats(stats)
-            elig, applied = int(s.get("fim/eligible", 0)), int(s.get("fim/applied", 0))
-            manifest["fim"].update({"stage": up["name"], "rate_target": up.get("rate", 0.5), "mode": up.get("mode", "psm"),
-                                    "eligible": elig, "applied": applied, "rate": applied / elig if elig else 0.0})
+        section = spec.provenance(sdir, storage.read_json(storage.join(sdir, "_stats.json"), {}) or {})
+        for key, value in section.items():
+            manifest[key] = _merge(manifest.get(key), value)
     if manifest["mix"]:
         manifest["ratios_target"] = manifest["mix"].get("ratios_target")
     return manifest
