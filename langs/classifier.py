@@ -31,6 +31,9 @@ from langs.linguist import DATA, disk_cached
 CONSIDER_BYTES = 50 * 1024
 MODEL_PATH = os.path.join(DATA, "classifier.npz")
 SAMPLE_FEATURES = 256
+# Between the few candidates a file name leaves, the first 8 KiB decide as well as 50 (the same answers in
+# 10-fold on Linguist's samples, with names and on ambiguous extensions) at half the cost on real files.
+CANDIDATE_CHARS = 8 * 1024
 NEAREST_WEIGHT = 0.25  # chosen by 10-fold on Linguist's samples (1: 76.87%, 0.5: 77.14%, 0.25: 77.25% content only)
 
 # Tokens as Linguist's tokenizer sees them, roughly: shebang interpreter, SGML tags and
@@ -288,7 +291,7 @@ class Model:
             return [(self.classes[i], float(s[i])) for i in order]
         index = self._class_index
         known = [index[c] for c in candidates if c in index]
-        found = dict(zip(known, self.class_scores(text, known))) if known else {}
+        found = dict(zip(known, self.class_scores(text[:CANDIDATE_CHARS], known))) if known else {}
         ranked = [(c, found[index[c]] if c in index else 0.0) for c in candidates]
         return sorted(ranked, key=lambda x: -x[1])
 
