@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/codecurate demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
 
 clean:

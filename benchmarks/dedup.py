@@ -167,15 +167,18 @@ def leg_datasketch(work: str, one: str, split: str, workers: int) -> None:
 
 
 def leg_datatrove(work: str, one: str, split: str, workers: int) -> None:
+    import datatrove.utils.hashes.xxhash as dx
     import xxhash
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
-        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
     )
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
-
-    import datatrove.utils.hashes.xxhash as dx
 
     # datatrove 0.10.1 hands `str` to xxhash, which xxhash >= 4 refuses: encode first
     dx.xxhash32 = lambda d: xxhash.xxh32_intdigest(d.encode() if isinstance(d, str) else d)

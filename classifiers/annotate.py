@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import storage
-
 from classifiers.pages import under
+from pipeline import storage
 
 if TYPE_CHECKING:
     from classifiers.loop import LoopConfig

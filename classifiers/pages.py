@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow.parquet as pq
 
@@ -22,13 +22,10 @@ class SeedError(ValueError):
 
 
 def _files(path: str) -> list[str]:
-    fs, p = storage.fs_and_path(path)
-    if fs.isdir(p):
-        found = sorted(fs.glob(posixpath.join(p, "**", "*.parquet")) + fs.glob(posixpath.join(p, "**", "*.jsonl")))
-        return [f"{path.split('://')[0]}://{f}" if "://" in path else f for f in found]
-    if not fs.exists(p):
-        raise SeedError(f"{path}: no such file or directory")
-    return [path]
+    try:
+        return storage.input_files([path], (".parquet", ".jsonl"), "pages")
+    except storage.StorageError as e:
+        raise SeedError(str(e)) from None
 
 
 def read_pages(path: str) -> Iterator[dict]:

@@ -163,14 +163,12 @@ class Summary(WorkStep):
 
     def _write(self) -> None:
         reader = self.parts("clusters", work.CLUSTER_SCHEMA)
-        fs, p = storage.fs_and_path(storage.join(self.stage_dir, "clusters.parquet"))
-        with fs.open(p + ".tmp", "wb") as f:
+        with storage.atomic_open(storage.join(self.stage_dir, "clusters.parquet")) as f:
             with pq.ParquetWriter(f, work.CLUSTER_SCHEMA, compression="zstd") as w:
                 for q in range(self.partitions):
                     t = reader.read(q)
                     if len(t):
                         w.write_table(t)
-        fs.mv(p + ".tmp", p)
         hist: Counter = Counter()
         for path in work.glob(self.path("sizes"), "t*.json"):
             hist.update({int(k): v for k, v in storage.read_json(path).items()})

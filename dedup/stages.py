@@ -25,7 +25,7 @@ from dedup.keep import DEFAULT_KEEP, KEEP_RULES
 from dedup.keys import NORMALISATIONS
 from dedup.minhash import lsh_params
 from dedup.shards import Source
-from pipeline.recipe import Fraction
+from pipeline.fields import Fraction
 from pipeline.stage import Phase, StageContext, StageSpec
 
 KeepRule = Literal[KEEP_RULES]  # type: ignore[valid-type]
@@ -96,15 +96,16 @@ class DedupNear(_Dedup):
     component split so that every removed document reaches `threshold` with its kept one).
     """
 
-    level: Literal["file", "repo", "page"] = "file"
+    level: Literal["file", "repo", "page"] = Field(default="file", description="file/repo: code tokens; page: words")
     tokenizer: Literal["code", "words"] | None = None  # default: code for file/repo, words for page
-    ngram: int = Field(default=5, ge=1)
-    num_perm: int = Field(default=112, ge=1, le=1024)
-    bands: int | None = Field(default=14, ge=1)
-    rows: int | None = Field(default=8, ge=1)
-    threshold: Fraction = 0.7
-    verify: bool = True
-    clusters: Literal["components", "centres"] = "components"
+    ngram: int = Field(default=5, ge=1, description="tokens per shingle")
+    num_perm: int = Field(default=112, ge=1, le=1024, description="MinHash permutations")
+    bands: int | None = Field(default=14, ge=1, description="LSH bands (with rows; both unset with another num_perm: from the threshold)")
+    rows: int | None = Field(default=8, ge=1, description="rows per LSH band")
+    threshold: Fraction = Field(default=0.7, description="Jaccard similarity of duplicates")
+    verify: bool = Field(default=True, description="check candidate pairs' exact Jaccard")
+    clusters: Literal["components", "centres"] = Field(
+        default="components", description="components, or centres: every removed document reaches the threshold with its kept one")
     minhash_seed: int = 1
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ applies the decisions. Every phase after `Signatures` works partition by partiti
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -14,9 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 
-from dedup import big_buckets, graph
+from dedup import big_buckets, graph, work
 from dedup import keep as keeping
-from dedup import work
 from dedup.minhash import MinHasher, band_keys
 from dedup.phase import WorkStep
 from dedup.shingles import shingle_set
@@ -83,10 +83,8 @@ class _SetWriter:
     def __init__(self, path: str | None):
         self.path = path
         if path:
-            self.fs, p = storage.fs_and_path(path)
-            self.fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
-            self.tmp, self.final = p + ".tmp", p
-            self.file = self.fs.open(self.tmp, "wb")
+            self.files = contextlib.ExitStack()
+            self.file = self.files.enter_context(storage.atomic_open(path, "wb"))
             self.writer = pq.ParquetWriter(self.file, SET_SCHEMA, compression="lz4", use_dictionary=False)
 
     def __enter__(self):
@@ -104,9 +102,7 @@ class _SetWriter:
     def __exit__(self, exc_type, *exc):
         if self.path:
             self.writer.close()
-            self.file.close()
-            if exc_type is None:
-                self.fs.mv(self.tmp, self.final)
+            self.files.__exit__(exc_type, *exc)  # the file appears only when complete
 
 
 class SetIndex:

@@ -13,6 +13,7 @@ killed task leaves nothing half-written and its re-run rewrites the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 
@@ -50,11 +51,7 @@ def spread(values: np.ndarray, partitions: int) -> np.ndarray:
 
 
 def write_table(path: str, table: pa.Table, compression: str = "zstd", **kw) -> None:
-    fs, p = storage.fs_and_path(path)
-    fs.makedirs(posixpath.dirname(p), exist_ok=True)
-    with fs.open(p + ".tmp", "wb") as f:
-        pq.write_table(table, f, compression=compression, **kw)
-    fs.mv(p + ".tmp", p)
+    storage.write_parquet(path, table, compression=compression, **kw)
 
 
 def read_tables(paths: list[str], schema: pa.Schema) -> pa.Table:
@@ -110,10 +107,8 @@ class PartWriter:
 
     def _open(self) -> None:
         if self._writer is None:
-            self._fs, p = storage.fs_and_path(self.path)
-            self._fs.makedirs(posixpath.dirname(p), exist_ok=True)
-            self._tmp, self._final = p + ".tmp", p
-            self._file = self._fs.open(self._tmp, "wb")
+            self._files = contextlib.ExitStack()
+            self._file = self._files.enter_context(storage.atomic_open(self.path, "wb"))
             self._writer = pq.ParquetWriter(self._file, self.schema, compression=self.compression)
 
     def _flush(self) -> None:
@@ -139,8 +134,7 @@ class PartWriter:
         self._open()
         self._writer.add_key_value_metadata({_PARTS: json.dumps(self._groups)})
         self._writer.close()
-        self._file.close()
-        self._fs.mv(self._tmp, self._final)
+        self._files.close()
 
 
 def write_parts(path: str, table: pa.Table, part: np.ndarray) -> None:

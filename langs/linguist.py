@@ -13,7 +13,6 @@ import marshal
 import os
 from dataclasses import dataclass
 
-
 DATA = os.path.join(os.path.dirname(__file__), "data")
 LINGUIST = os.path.join(DATA, "linguist")
 

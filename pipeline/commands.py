@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 
-
-def _vars(pairs: list[str]) -> dict[str, str]:
-    out = {}
+def _vars(pairs: list[str], run_dir: str | None = None) -> dict[str, str]:
+    """`--var KEY=VALUE` pairs, and `--run-dir`, which moves `${run_dir}` everywhere in the recipe too."""
+    out = {"run_dir": run_dir} if run_dir else {}
     for p in pairs or []:
         k, sep, v = p.partition("=")
         if not sep:
@@ -16,11 +16,9 @@ def _vars(pairs: list[str]) -> dict[str, str]:
 
 def cmd_run(args) -> int:
     from pipeline.recipe import load_recipe
-    from pipeline.runner import Runner, RunError
+    from pipeline.runner import RunError, Runner
 
-    recipe = load_recipe(args.recipe, _vars(args.var))
-    if args.run_dir:
-        recipe.run_dir = args.run_dir
+    recipe = load_recipe(args.recipe, _vars(args.var, args.run_dir))
     runner = Runner(recipe, executor=args.executor, address=args.address, workers=args.workers, progress=not args.quiet)
     try:
         if args.fresh:

@@ -123,11 +123,11 @@ class Runner:
         resolve = os.path.realpath if local else posixpath.normpath
         root = resolve(root)
         targets = [(n, *storage.fs_and_path(self.stage_dir(n))) for n in names]
-        for n, fs, p in targets:  # all checked before anything is deleted
+        for n, _fs, p in targets:  # all checked before anything is deleted
             # only a real directory strictly inside run_dir: never a link out of it, nor run_dir itself
             if resolve(p) == root or not resolve(p).startswith(root.rstrip("/") + "/") or (local and os.path.islink(p)):
                 raise RunError(f"--fresh {n}: {p} is not a directory inside run_dir {self.run_dir}; nothing deleted")
-        for n, fs, p in targets:
+        for _n, fs, p in targets:
             if fs.exists(p):
                 fs.rm(p, recursive=True)
 

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 
 from pipeline import documents, storage
+from pipeline.io import iter_documents
 from pipeline.steps import Step
-
 
 GROUP_ROWS = 1 << 16  # rows per routed row group (a partition's run takes ceil(rows / GROUP_ROWS) groups)
 
@@ -84,9 +84,6 @@ class PartitionReader(Step):
             groups = storage.read_json(idx, {}).get(str(rank))
             if groups is None:
                 continue
-            with storage.open_file(path, "rb") as f:
-                for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, row_groups=list(range(*groups))):
-                    for row in batch.to_pylist():
-                        doc = documents.from_row(row)
-                        self.count_in(doc)
-                        yield doc
+            for doc in iter_documents(path, row_groups=list(range(*groups))):
+                self.count_in(doc)
+                yield doc

@@ -119,6 +119,12 @@ class StageSpec(BaseModel):
         head = [ctx.split_reader(tasks)] if self.inputs else []
         return [Phase("main", head + self.build(ctx) + [ctx.writer()], tasks)]
 
+    def provenance(self, stage_dir: str, stats: dict) -> dict:
+        """What this stage tells the manifest of shards built downstream ({key: value}), from its own files:
+        the shards never read another kind's private stats. Sections of several stages are merged (numbers
+        added, lists joined, mappings merged key by key). Nothing by default."""
+        return {}
+
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
         """Extra (title, html) sections for `codecurate report`; figures as embedded PNGs."""

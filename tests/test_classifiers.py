@@ -9,8 +9,9 @@ import random
 import pytest
 
 from classifiers.metrics import auc, evaluate
-from classifiers.model import DEEPSEEKMATH, Classifier, Hyper, TrainError, train, windows
+from classifiers.model import Classifier, TrainError, train, windows
 from classifiers.pages import SeedError, page_prefixes, read_pages
+from classifiers.settings import DEEPSEEKMATH, Hyper
 from classifiers.tokens import DeepSeekBPE, get_tokenizer
 
 SMALL = Hyper(dim=16, bucket=5000, epoch=20, min_count=1, word_ngrams=2)
@@ -163,7 +164,8 @@ def test_unknown_tokenizer():
 
 
 def test_token_budget_cutoff():
-    from classifiers.loop import TargetConfig, _cutoff
+    from classifiers.loop import _cutoff
+    from classifiers.settings import TargetConfig
 
     scores, tokens = [0.9, 0.8, 0.7, 0.6], [100, 100, 100, 100]
     assert 0.5 < _cutoff(scores, tokens, TargetConfig(threshold=0.5)) < 0.500001  # above the threshold

@@ -50,7 +50,7 @@ def test_every_one_of_the_338_names_is_reachable():
     unreached = []
     by_name_alone = 0
     for ds in names.names():
-        for i, (path, content) in enumerate(_inputs_for(ds)):
+        for path, content in _inputs_for(ds):
             if tag(path, content).language == ds:
                 by_name_alone += b"-*-" not in content
                 break
@@ -286,9 +286,8 @@ def _upstream(run_dir, recipe, stage, docs):
 
 
 def test_tag_languages_stage(tmp_path):
-    from datatrove.data import Document
-
     import pyarrow.parquet as pq
+    from datatrove.data import Document
 
     from pipeline import documents
     from pipeline.recipe import parse_recipe

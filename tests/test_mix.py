@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import read_stage
 from datatrove.data import Document
 
 from pipeline import registry, storage
@@ -14,7 +15,6 @@ from pipeline.github.repo_docs import build_document
 from pipeline.mixing import mixplan, split
 from pipeline.stage import StageSpec
 from pipeline.steps import Step
-from conftest import read_stage
 
 
 class JsonlDocs(Step):
@@ -272,8 +272,8 @@ def test_unreachable_ratio_warns_and_strict_fails(tmp_path, run_recipe, docs_kin
 
 
 def _mix_run(tmp_path, run_recipe, docs_kind):
-    docs = [{"id": f"g{i}", "text": "def f(x):\n    return x + %d\n" % i, "metadata": {"source": "github"}} for i in range(40)]
-    docs += [{"id": f"w{i}", "text": "The weather today is fine number %d." % i, "metadata": {"source": "web"}} for i in range(4)]
+    docs = [{"id": f"g{i}", "text": f"def f(x):\n    return x + {i}\n", "metadata": {"source": "github"}} for i in range(40)]
+    docs += [{"id": f"w{i}", "text": f"The weather today is fine number {i}.", "metadata": {"source": "web"}} for i in range(4)]
     src = docs_kind(tmp_path / "docs.jsonl", docs)
     stages = [
         {"name": "src", "kind": "test_docs", "path": src, "tasks": 3},

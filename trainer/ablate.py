@@ -32,13 +32,16 @@ def _stamp(path: str) -> tuple[int, int | float | str]:
 
 
 def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -> str:
-    """Write `out_dir/tokens-00000.bin/.idx`, its parquet twin and a manifest; reused when already complete."""
+    """Write `out_dir/tokens-00000.bin/.idx`, its parquet twin and a manifest; reused when already complete.
+    A corpus no mix stage has seen gets its category here, once (`category.decide` with the mix's defaults),
+    as the metadata column the evaluation reads."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipeline import documents
-    from tokenizer import load as load_tokenizer
+    from pipeline.mixing import category
     from pipeline.mixing.megatron import IndexedDatasetWriter
+    from tokenizer import load as load_tokenizer
 
     manifest = storage.join(out_dir, "manifest.json")
     files = storage.list_shards(stage_dirs)
@@ -58,7 +61,9 @@ def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -
                     if not ids:
                         continue
                     w.add_document(ids + [tok.eos_id])
-                    rows.append(row)
+                    doc = documents.from_row(row)
+                    doc.metadata["category"] = category.decide(doc.metadata)
+                    rows.append(documents.to_row(doc))
                     n_tokens += len(ids) + 1
         for ext in (".bin", ".idx"):
             storage.upload(os.path.join(tmp, "tokens-00000" + ext), storage.join(out_dir, "tokens-00000" + ext))

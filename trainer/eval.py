@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import storage
-from trainer.data import doc_hash, find_shards, is_heldout, text_of
 from tokenizer import fim
+from trainer.data import doc_hash, find_shards, is_heldout, text_of
 from trainer.sandbox import run_program, run_python, unsandboxable
 
 STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
@@ -33,7 +33,7 @@ def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs:
     import pyarrow.parquet as pq
 
     from pipeline import documents
-    from pipeline.mixing.mix import categorize
+    from pipeline.mixing import category
     from pipeline.mixing.megatron import IndexedDataset
 
     out = []
@@ -50,7 +50,7 @@ def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs:
                 continue
             meta = documents.from_row(rows[i]).metadata if rows else {}
             out.append({"tokens": np.asarray(toks, dtype=np.int64), "text": rows[i]["text"] if rows else None,
-                        "source": meta.get("source", "unknown"), "category": categorize(meta),
+                        "source": meta.get("source", "unknown"), "category": category.of(meta),
                         "lang": meta.get("lang") or "unknown"})
             if max_docs and len(out) >= max_docs:
                 return out

@@ -196,13 +196,7 @@ def discover(client: SearchClient, query: Query) -> list[dict]:
 
 
 def write_repo_list(rows: list[dict], path: str) -> None:
-    fs, p = storage.fs_and_path(path)
-    parent = os.path.dirname(p)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    with fs.open(p + ".tmp", "wb") as f:
-        pq.write_table(pa.Table.from_pylist(rows, schema=REPO_SCHEMA), f, compression="zstd")
-    fs.mv(p + ".tmp", p)
+    storage.write_parquet(path, pa.Table.from_pylist(rows, schema=REPO_SCHEMA))
 
 
 class RepoListError(ValueError):
