@@ -244,6 +244,21 @@ def test_cli_walks_directories_as_os_walk_does(tmp_path, capsys):
     assert "pipe: skipped, not a regular file" in out.err
 
 
+def test_langs_tag_starts_without_the_other_packages(tmp_path):
+    """`codecurate langs tag` registers only the command modules up to its own: no datatrove, pydantic or fsspec
+    (the other packages' flags are built from their stage classes), and no numpy where no file needs the classifier."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a.py").write_text("print(1)\n")
+    code = ("import sys; from pipeline.cli import main; rc = main(['langs', 'tag', '--jsonl', sys.argv[1]]); "
+            "print(rc, sorted(m for m in ('datatrove', 'pydantic', 'fsspec', 'numpy', 'dedup.stages') if m in sys.modules))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.py")], capture_output=True, text=True, check=True,
+                         cwd=root, env={**os.environ, "PYTHONPATH": root}).stdout
+    assert out.splitlines()[-1] == "0 []"
+
+
 def test_class_scores_are_the_scores_of_those_classes():
     from langs import classifier
 
