@@ -122,8 +122,8 @@ def features(text: str) -> Counter:
     token ("LF:", "LL:"), indentation ("IND\\t", "IND<spaces, up to 8>") and the shape of its first
     and last `SHAPE_CHARS` characters ("LS:", "LE:"); per word its case style ("SHAPE:").
     Tokens (no token spans lines) and line breaks come from one `findall` over the text whose matches
-    skip the blanks before them (twice as fast as the engine failing at each blank, or one call per
-    line), and each distinct token is classified once: 3x faster than a Python step per match."""
+    skip the blanks before them (tokenising twice as fast as the engine failing at each blank, one call
+    per line), and each distinct token is classified once: 3x faster than a Python step per match."""
     text = without_licence(text[:CONSIDER_BYTES])
     shebang, start = None, 0
     if text.startswith("#!"):  # a shebang is the whole first line
@@ -233,7 +233,7 @@ class Model:
 
     def class_scores(self, text: str, classes: list[int]) -> list[float]:
         """`scores` of a few classes only (the candidates a file name leaves): their own rows are read, not
-        every row that shares a feature with the text (a third of the time of `scores` on real files)."""
+        every row that shares a feature with the text (0.42 vs 0.94 ms a file on the real files that need it)."""
         ids, w = self.vector(features(text))
         dense = self._dense
         dense[ids] = w
