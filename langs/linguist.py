@@ -6,6 +6,7 @@ filename, interpreter and alias indexes. Keys are lower-cased the way Linguist m
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import marshal
@@ -32,14 +33,15 @@ def disk_cached(name: str, source: bytes, build):
     except (OSError, EOFError, ValueError, TypeError):
         pass
     data = build()
+    tmp = f"{cached}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(cached), exist_ok=True)
-        tmp = f"{cached}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
             marshal.dump(data, f)
         os.replace(tmp, cached)
     except (OSError, ValueError):
-        pass
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
     return data
 
 
