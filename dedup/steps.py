@@ -138,7 +138,8 @@ class SetIndex:
         slot = np.searchsorted(self.lo, refs, side="right") - 1
         for s in np.unique(slot):
             group = self._group(*map(int, self.where[int(s)]))
-            out.update({int(r): group[int(r)] for r in refs[slot == s] if int(r) in group})
+            # copies: a view would keep its whole row group's buffer alive after the cache lets it go
+            out.update({int(r): group[int(r)].copy() for r in refs[slot == s] if int(r) in group})
         return out
 
     def _group(self, i: int, g: int) -> dict[int, np.ndarray]:
