@@ -47,7 +47,8 @@ def cmd_report(args) -> int:
 def cmd_demo(args) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(run_dir=args.run_dir, executor=args.executor, workers=args.workers)
+    return run_demo(run_dir=args.run_dir, executor=args.executor, workers=args.workers, real=args.real,
+                    tokens=args.tokens, seeds=args.seeds, variables=_vars(args.var))
 
 
 def add_run_options(p) -> None:
@@ -77,6 +78,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="build sample data and run configs/demo.yaml end to end")
-    p.add_argument("--run-dir", default="runs/demo")
+    p.add_argument("--run-dir", help="default runs/demo (--real: runs/real)")
+    p.add_argument("--real", action="store_true",
+                   help="configs/real.yaml on the installed packages' sources and docs, then a 2-seed ablation (make ablation)")
+    p.add_argument("--tokens", type=int, help="training tokens per model (default 16,384)")
+    p.add_argument("--seeds", type=int, help="seeds per corpus (default 1; --real: 2)")
+    p.add_argument("--var", action="append", help="KEY=VALUE for ${KEY} in the recipe, e.g. benchmarks=DIR (repeatable)")
     add_run_options(p)
     p.set_defaults(func=cmd_demo)

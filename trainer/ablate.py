@@ -227,15 +227,23 @@ def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, toke
     return summaries
 
 
-def demo_ablation(run_dir: str, tokens: int = 16_384) -> dict:
-    """The demo's tiny ablation: the recipe's final stage against its ingest stages' output (before filters
-    and dedup), tiny config, a few thousand tokens each, a small HumanEval slice."""
+def demo_ablation(run_dir: str, tokens: int = 16_384, seeds: int = 1, raw: tuple[str, ...] | None = None,
+                  benchmarks: str | None = None, eval_docs: int = 16) -> dict:
+    """The demo's ablation: the recipe's final stage against the same inputs before filters and dedup (`raw`
+    stages, default the ingest stages), tiny config, `seeds` seeds of a few thousand tokens each, a small
+    HumanEval slice, and MBPP/GSM8K/MATH from the `benchmarks` directory where their files are there."""
     recipe = storage.read_json(storage.join(run_dir, "recipe.json"))
     stages = recipe["stages"]
     curated = storage.join(run_dir, stages[-1]["name"])
-    raw = ",".join(storage.join(run_dir, s["name"]) for s in stages if not s.get("input"))
+    raw_names = raw or tuple(s["name"] for s in stages if not s.get("input"))
     config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "train", "tiny.yaml")
-    print(f"\nablation: curated ({stages[-1]['name']}) vs raw (ingest stages), {tokens:,} tokens each")
-    return ablate([("curated", curated), ("raw", raw)], config, storage.join(run_dir, "ablation"), tokens=tokens,
-                  humaneval_limit=4, max_new_tokens=32, fim_samples=8, heldout_fraction=0.1, heldout_tokens=8192,
-                  quiet=True, eval_docs=16, eval_bytes=1024)
+    files = {"mbpp_path": "mbpp/mbpp.jsonl", "gsm8k_path": "gsm8k/test.json", "math_path": "math/test.json"}
+    found = {k: os.path.join(benchmarks, f) for k, f in files.items() if benchmarks and os.path.isfile(os.path.join(benchmarks, f))}
+    print(f"\nablation: curated ({stages[-1]['name']}) vs raw ({', '.join(raw_names)}), {tokens:,} tokens each, "
+          f"{seeds} seed{'s' if seeds > 1 else ''}")
+    if benchmarks and len(found) < len(files):
+        print(f"note: {', '.join(files[k] for k in files if k not in found)} not under {benchmarks}: not scored")
+    return ablate([("curated", curated), ("raw", ",".join(storage.join(run_dir, n) for n in raw_names))], config,
+                  storage.join(run_dir, "ablation"), tokens=tokens, humaneval_limit=4, max_new_tokens=32, fim_samples=8,
+                  heldout_fraction=0.1, heldout_tokens=8192, quiet=True, seeds=seeds, eval_docs=eval_docs,
+                  eval_bytes=1024, **found)
