@@ -27,6 +27,8 @@ def cmd_run(args) -> int:
         raise RunError(f"--fresh: unknown stage {e}") from None
     result = runner.run(args.stages.split(",") if args.stages else None)
     print(f"run complete: {result.run_dir} (ran: {', '.join(result.ran) or 'none'}; already done: {', '.join(result.skipped) or 'none'})")
+    for w in result.warnings:
+        print(f"warning: {w}")
     return 0
 
 

@@ -130,6 +130,9 @@ def write_report(run_dir: str, output: str | None = None) -> str:
     parts = [f"<h1>codecurate run: {html.escape(run_dir)}</h1>"]
     if stats:
         parts += ["<h2>Funnel</h2>", _funnel(stats), "<h2>Stages</h2>", _stage_table(stats)]
+        warned = [f"<li><b>{html.escape(s['stage'])}</b>: {html.escape(w)}</li>" for s in stats for w in s.get("warnings", [])]
+        if warned:
+            parts += ["<h2>Warnings</h2>", f"<ul>{''.join(warned)}</ul>"]
     else:
         parts.append("<p>No stage has completed yet.</p>")
     # languages as ingested (source stages) and as they end up (the last stage)

@@ -129,3 +129,9 @@ class StageSpec(BaseModel):
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
         """Extra (title, html) sections for `codecurate report`; figures as embedded PNGs."""
         return []
+
+    @classmethod
+    def warnings(cls, stage_dir: str) -> list[str]:
+        """One-line warnings read from the stage's outputs once it completed. The runner (the driver, not
+        a task) puts them in `_stats.json` and on the console, so they reach the user on any executor."""
+        return []

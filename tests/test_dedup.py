@@ -432,8 +432,8 @@ def test_centres_split_chains_so_every_removed_document_resembles_its_kept_one(t
     rows += planted_corpus(seed=4, bases=10, noise=5)
     truth = jaccard_pairs(rows)
     d = write_jsonl_shards(rows, tmp_path / "in", shards=2)
-    run_dedup(tmp_path / "comp", d, "dedup_near", workers=1, tasks=2, partitions=3)
-    run_dedup(tmp_path / "cent", d, "dedup_near", workers=1, tasks=2, partitions=3, clusters="centres")
+    run_dedup(tmp_path / "comp", d, "dedup_near", workers=1, tasks=2, partitions=3, clusters="components")
+    run_dedup(tmp_path / "cent", d, "dedup_near", workers=1, tasks=2, partitions=3)  # centres: the default
     comp, cent = _clusters(str(tmp_path / "comp")), _clusters(str(tmp_path / "cent"))
     unlike = [i for i in comp if not comp[i][1] and truth.get(tuple(sorted((i, comp[i][0]))), 0) < 0.7]
     assert unlike and all(i.startswith("c") for i in unlike)  # components: chain members removed for an unlike kept one
@@ -446,3 +446,7 @@ def test_centres_split_chains_so_every_removed_document_resembles_its_kept_one(t
     assert sorted(_kept_ids(str(tmp_path / "cent"))) == sorted(r["id"] for r in rows if r["id"] not in cent or cent[r["id"]][1])
     with pytest.raises(ValidationError, match="needs verify"):
         DedupNear(name="d", kind="dedup_near", input="x", clusters="centres", verify=False)
+    assert DedupNear(name="d", kind="dedup_near", input="x").clusters == "centres"
+    assert DedupNear(name="d", kind="dedup_near", input="x", level="repo").clusters == "centres"
+    assert DedupNear(name="d", kind="dedup_near", input="x", verify=False).clusters == "components"
+    assert DedupNear(name="d", kind="dedup_near", input="x", level="page").clusters == "components"

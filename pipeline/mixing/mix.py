@@ -216,8 +216,8 @@ class Summarize(Step):
         storage.write_json(self.summary_path, summary)  # target vs achieved, also when the stage then fails
         if summary["warning"] and self.strict:
             raise MixError(summary["warning"] + " (strict)")
-        if summary["warning"]:
-            logger.warning(summary["warning"])
+        if summary["warning"]:  # the task log; the runner shows it from `warnings` below
+            logger.info(summary["warning"])
         return
         yield
 
@@ -259,6 +259,11 @@ class Mix(StageSpec):
         if not summary:
             return []
         return [("Mix", mix_chart_html(summary))]
+
+    @classmethod
+    def warnings(cls, stage_dir: str) -> list[str]:
+        summary = storage.read_json(storage.join(stage_dir, "mix.json")) or {}
+        return [summary["warning"]] if summary.get("warning") else []
 
 
 def mix_line(summary: dict) -> str:

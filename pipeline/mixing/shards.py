@@ -14,8 +14,9 @@ stage) is encoded piece by piece with the sentinel ids between the pieces; any o
 encoded with special-token strings treated as text.
 
 Phases: a two-pass shuffle. `tokenize` (one task per input shard) encodes each document and
-routes it to output shard `k` by a seeded hash of its id, writing one work file per (task, output
-shard) it has documents for; `shuffle` (`shards` tasks) reads shard `k`'s work files, orders them
+routes it to output shard `k` by a seeded hash of its id, writing one work file per task with a row
+group per output shard (`dedup.work`: files O(tasks), not tasks x shards); `shuffle` (`shards` tasks)
+reads shard `k`'s row groups of every work file (one footer in memory at a time), orders them
 by a second seeded key (ties, i.e. equal ids, by the row's own hash) and writes the parquet shard
 and its `.bin/.idx` (built in node-local scratch, then uploaded) with its part of the manifest;
 `manifest` merges those parts. No task sees more than its own documents, and the bytes do not
@@ -36,6 +37,7 @@ import pyarrow.compute as pc
 from datatrove.data import DocumentsPipeline
 from pydantic import Field
 
+from dedup.work import PartReader, PartWriter, glob, task_file
 from pipeline import documents, storage
 from pipeline.io import ShardWriter
 from pipeline.mixing import category
@@ -85,7 +87,7 @@ class Tokenize(Step):
         import tokenizer as tk
 
         tok = tk.load(self.tokenizer)
-        parts: dict[int, dict[str, list]] = defaultdict(lambda: {f: [] for f in ROUTE_SCHEMA.names})
+        out = PartWriter(task_file(self.work_dir, rank), ROUTE_SCHEMA)
         for batch in _batches(data or (), self.batch_size):
             docs = []
             for d in batch:
@@ -95,11 +97,13 @@ class Tokenize(Step):
                     self.drop(d, "empty")
             with self.track_time("batch"):
                 encoded = encode_documents(tok, docs, self.add_bos)
+            p: dict[str, list] = {f: [] for f in ROUTE_SCHEMA.names}
+            dests = []
             for d, ids in zip(docs, encoded):
                 d.metadata["tokens"] = len(ids)
                 row = documents.dumps(documents.to_row(d))
                 dest, key = route(self.seed, d.id, self.n_out)
-                p = parts[dest]
+                dests.append(dest)
                 p["key"].append(key)
                 p["tie"].append(int.from_bytes(_hash64(row.encode("utf-8", "surrogatepass")), "little"))
                 p["row"].append(row)
@@ -108,10 +112,9 @@ class Tokenize(Step):
                 p["category"].append(category.of(d.metadata))
                 p["tokens"].append(len(ids))
                 p["fim"].append(d.metadata["fim"]["mode"] if "fim" in d.metadata else None)
+            out.add(pa.table(p, schema=ROUTE_SCHEMA), np.array(dests, np.int64))
             self.stat_update("tokens", value=sum(map(len, encoded)))
-        for k in sorted(parts):
-            storage.write_parquet(storage.join(self.work_dir, f"shard-{k:05d}", f"from-{rank:05d}.parquet"),
-                                  pa.table(parts.pop(k), schema=ROUTE_SCHEMA))
+        out.close()
         return
         yield
 
@@ -127,8 +130,7 @@ class Shuffle(Step):
         self.work_dir, self.out_dir, self.parts_dir = work_dir, out_dir, parts_dir
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        files = storage.glob(storage.join(self.work_dir, f"shard-{rank:05d}", "from-*.parquet"))
-        table = pa.concat_tables([storage.read_parquet(f) for f in files]) if files else ROUTE_SCHEMA.empty_table()
+        table = PartReader(glob(self.work_dir, "t*.parquet"), ROUTE_SCHEMA).read(rank)
         table = table.take(np.lexsort((table.column("tie").to_numpy(), table.column("key").to_numpy())))
         name = f"tokens-{rank:05d}"
         with storage.scratch() as tmp:
