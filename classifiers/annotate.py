@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from classifiers.pages import under
 from pipeline import storage
@@ -70,8 +69,7 @@ def read_scores(cfg: LoopConfig, k: int) -> pa.Table:
     files = storage.list_shards([cfg.scores_dir(k)])
     tables = []
     for p in files:
-        with storage.open_file(p, "rb") as f:
-            tables.append(pq.read_table(f))
+        tables.append(storage.read_parquet(p))
     return pa.concat_tables(tables) if tables else pa.table({})
 
 

@@ -125,25 +125,24 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
     reader = ShardReader(cfg.pool_dirs)
     n_pool = 0
     for path in reader.files_for(0, 1):
-        with storage.open_file(path, "rb") as f:
-            for row in pq.read_table(f, columns=["id", "text", "url", "repo", "path"]).to_pylist():
-                n_pool += 1
-                page = {**row, "text": row["text"] or ""}
-                h = None
-                for t in cfg.names:
-                    if page["id"] in pool_ids[t]:
-                        positives[t].append(page)
-                    elif prefixes[t] and under(page, prefixes[t], cfg.group_by):
-                        positives[t].append(page)
-                        pool_ids[t].add(page["id"])
-                        from_prefixes[t] += 1
-                    elif page["id"] not in not_negative.get(t, ()):
-                        h = _h(cfg.seed, page["id"]) if h is None else h
-                        item = (-h, page["id"], page)
-                        if len(heaps[t]) < cfg.max_negatives:
-                            heapq.heappush(heaps[t], item)
-                        elif item > heaps[t][0]:
-                            heapq.heapreplace(heaps[t], item)
+        for row in storage.read_parquet(path, columns=["id", "text", "url", "repo", "path"]).to_pylist():
+            n_pool += 1
+            page = {**row, "text": row["text"] or ""}
+            h = None
+            for t in cfg.names:
+                if page["id"] in pool_ids[t]:
+                    positives[t].append(page)
+                elif prefixes[t] and under(page, prefixes[t], cfg.group_by):
+                    positives[t].append(page)
+                    pool_ids[t].add(page["id"])
+                    from_prefixes[t] += 1
+                elif page["id"] not in not_negative.get(t, ()):
+                    h = _h(cfg.seed, page["id"]) if h is None else h
+                    item = (-h, page["id"], page)
+                    if len(heaps[t]) < cfg.max_negatives:
+                        heapq.heappush(heaps[t], item)
+                    elif item > heaps[t][0]:
+                        heapq.heapreplace(heaps[t], item)
 
     for t in cfg.names:  # refuse empty seeds before any training starts
         if not file_pages[t] and not positives[t]:
@@ -318,8 +317,7 @@ def recalled_ids(round_dir: str) -> dict[str, set[str]]:
     path = storage.join(round_dir, "recalled.parquet")
     if not storage.exists(path):
         return {}
-    with storage.open_file(path, "rb") as f:
-        rows = pq.read_table(f).to_pylist()
+    rows = storage.read_parquet(path).to_pylist()
     out: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         out[r["target"]].add(r["id"])

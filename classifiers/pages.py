@@ -11,8 +11,6 @@ import json
 import posixpath
 from collections.abc import Iterator
 
-import pyarrow.parquet as pq
-
 from pipeline import documents, storage
 from pipeline.web import urls
 
@@ -32,8 +30,7 @@ def read_pages(path: str) -> Iterator[dict]:
     """Rows with at least `text` (and `id`, `url` when present) from parquet/jsonl files or a directory of them."""
     for f in _files(path):
         if f.endswith(".parquet"):
-            with storage.open_file(f, "rb") as fh:
-                table = pq.read_table(fh)
+            table = storage.read_parquet(f)
             cols = set(table.column_names)
             if "text" not in cols:
                 raise SeedError(f"{f}: no 'text' column (columns: {', '.join(sorted(cols))})")

@@ -60,8 +60,7 @@ def write_table(path: str, table: pa.Table, compression: str = "zstd", **kw) -> 
 def read_tables(paths: list[str], schema: pa.Schema) -> pa.Table:
     tables = []
     for path in paths:
-        with storage.open_file(path, "rb") as f:
-            tables.append(pq.read_table(f))
+        tables.append(storage.read_parquet(path))
     return pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
 
 

@@ -20,5 +20,5 @@ Features (each a package with its stage kinds and commands):
 - `decontaminate/`: benchmark decontamination;
 - `mixing/`: mix by category and tokens, the FIM stage, tokenized shards and Megatron files.
 Elsewhere: `langs` (languages), `classifiers` (recall loop), `dedup`, `tokenizer` (with `tokenizer.fim`,
-the FIM format), `trainer`. The demo (`demo`, `sample`) uses them all.
+the FIM format), `trainer`. The demo (`demo`, `sample`, `sample_real`) uses them all.
 """

@@ -45,8 +45,7 @@ class RouteByKey(Step):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         tables = []
         for path in self.shards[rank::world_size]:
-            with storage.open_file(path, "rb") as f:
-                tables.append(pq.read_table(f))
+            tables.append(storage.read_parquet(path))
         table = pa.concat_tables(tables) if tables else documents.SCHEMA.empty_table()
         part = [partition_of(str(k or ""), self.parts) for k in table.column(self.key).to_pylist()]
         order = sorted(range(len(part)), key=lambda i: (part[i], i))

@@ -55,8 +55,7 @@ def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -
     with storage.scratch() as tmp:
         with IndexedDatasetWriter(os.path.join(tmp, "tokens-00000")) as w:
             for f in files:
-                with storage.open_file(f, "rb") as fh:
-                    batch = pq.read_table(fh).to_pylist()
+                batch = storage.read_parquet(f).to_pylist()
                 for row, ids in zip(batch, tok.encode_batch([r["text"] or "" for r in batch])):
                     if not ids:
                         continue

@@ -30,7 +30,6 @@ JAVA_TUPLES = re.compile(r"\b(Pair|Triplet|Quartet|Quintet|Sextet|Septet|Octet|E
 
 def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs: int | None = None) -> list[dict]:
     """Held-out documents of a shards dir / run dir: {"tokens", "text", "source", "category", "lang"}."""
-    import pyarrow.parquet as pq
 
     from pipeline import documents
     from pipeline.mixing import category
@@ -42,8 +41,7 @@ def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs:
         text_file = text_of(prefix)
         rows = None
         if text_file:
-            with storage.open_file(text_file, "rb") as f:
-                rows = pq.read_table(f).to_pylist()
+            rows = storage.read_parquet(text_file).to_pylist()
         for i in range(len(ds)):
             toks = ds[i]
             if not toks.size or not is_heldout(doc_hash(toks, bos_id, eos_id), fraction):

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import requests
 from loguru import logger
 
@@ -206,8 +205,7 @@ class RepoListError(ValueError):
 def read_repo_list(path: str) -> list[dict]:
     """The rows of a repo list (parquet, as `write_repo_list` writes it). Raises `RepoListError`."""
     try:
-        with storage.open_file(path, "rb") as f:
-            table = pq.read_table(f)
+        table = storage.read_parquet(path)
     except FileNotFoundError:
         raise RepoListError(f"{path}: repo list not found") from None
     except (OSError, pa.ArrowException) as e:
