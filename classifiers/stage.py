@@ -7,13 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline import storage
-from pipeline.recipe import Fraction, InputPath
-from pipeline.stage import Phase, StageContext, StageSpec
-
 from classifiers.loop import LoopConfig
 from classifiers.steps import PoolReader, RoundTask, ScoreFileWriter, ScorePages
 from classifiers.tokens import TOKENIZERS
+from pipeline import storage
+from pipeline.recipe import Fraction, InputPath
+from pipeline.stage import Phase, StageContext, StageSpec
 
 
 class RecallTarget(BaseModel):
@@ -60,6 +59,8 @@ class Recall(StageSpec):
     min_negatives: int = Field(default=300, ge=1)
     max_negative_share: Fraction = Field(default=0.25, gt=0)
     max_negatives: int = Field(default=500_000, ge=1)
+    max_positives: int = Field(default=500_000, ge=1)
+    partitions: int = Field(default=64, ge=1, le=1 << 20)
     heldout: Fraction = Field(default=0.2, gt=0, lt=1)
     min_auc: Fraction = 0.7
     min_recall: Fraction = 0.5
@@ -93,6 +94,8 @@ class Recall(StageSpec):
             min_negatives=self.min_negatives,
             max_negative_share=self.max_negative_share,
             max_negatives=self.max_negatives,
+            max_positives=self.max_positives,
+            partitions=self.partitions,
             heldout=self.heldout,
             min_auc=self.min_auc,
             min_recall=self.min_recall,
@@ -113,9 +116,14 @@ class Recall(StageSpec):
         out: list[Phase] = []
         for k in range(1, self.rounds + 1):
             models = {t: cfg.model_dir(k, t) for t in cfg.names}
+            budgets = {t: v.token_budget for t, v in self.targets.items() if v.token_budget is not None}
             out += [
+                Phase(f"round{k}_sample", [RoundTask("sample", args, k)], tasks),
                 Phase(f"round{k}_train", [RoundTask("train", args, k)], 1),
-                Phase(f"round{k}_score", [PoolReader(ctx.input_dirs), ScorePages(models), ScoreFileWriter(cfg.scores_dir(k), cfg.names)], tasks),
+                Phase(f"round{k}_score", [PoolReader(ctx.input_dirs), ScorePages(models), ScoreFileWriter(cfg.scores_dir(k), cfg.names, budgets, cfg.top_dir(k))], tasks),
+                Phase(f"round{k}_cutoffs", [RoundTask("cutoffs", args, k)], 1),
+                Phase(f"round{k}_route", [RoundTask("route", args, k)], tasks),
+                Phase(f"round{k}_group", [RoundTask("group", args, k)], min(tasks, cfg.partitions)),
                 Phase(f"round{k}_analyze", [RoundTask("analyze", args, k)], 1),
             ]
         last = self.rounds

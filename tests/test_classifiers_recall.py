@@ -17,7 +17,7 @@ from classifier_pool import pool_docs, write_pool, write_seed  # noqa: E402
 from conftest import read_stage  # noqa: E402
 
 from classifiers import loop  # noqa: E402
-from classifiers import annotate  # noqa: E402
+from classifiers import annotate, sample  # noqa: E402
 from classifiers.annotate import AnnotationError  # noqa: E402
 from pipeline.recipe import parse_recipe  # noqa: E402
 from pipeline.runner import Runner, RunError, stage_hash  # noqa: E402
@@ -90,7 +90,7 @@ def report(run, k):
 
 
 def recalled(run, k, target):
-    rows = pq.read_table(run / "recall" / "rounds" / f"round_{k}" / "recalled.parquet").to_pylist()
+    rows = pq.read_table(run / "recall" / "rounds" / f"round_{k}" / "recalled").to_pylist()
     return {r["id"] for r in rows if r["target"] == target}
 
 
@@ -148,23 +148,30 @@ def test_growth_stops_when_the_purity_proxy_drops(auto_run, tmp_path):
     cfg.stage_dir = str(tmp_path / "recall")
     shutil.copytree(run / "recall", tmp_path / "recall")
     rd = tmp_path / "recall" / "rounds"
+    seed1 = json.loads((rd / "round_1" / "seed.json").read_text())
     seed2 = json.loads((rd / "round_2" / "seed.json").read_text())
-    grown = sorted(set(seed2["code"]["pool_ids"]) - set(json.loads((rd / "round_1" / "seed.json").read_text())["code"]["pool_ids"]))
-    assert grown
-    assert annotate.grow_seed(cfg, 2)["code"].stopped is None
-    # round 2's grown pages would join again; the first round's model (cutoff raised) recalls none of them
-    seed2["code"]["pool_ids"] = sorted(set(seed2["code"]["pool_ids"]) - set(grown))
-    (rd / "round_2" / "seed.json").write_text(json.dumps(seed2))
+    grown = sorted(set(seed2["code"]["pool_ids"]) - set(seed1["code"]["pool_ids"]))
+    assert grown and seed2["code"]["grown_from"] == {"round": 1, "prefixes": seed2["code"]["accepted_prefixes"], "rule": "confident"}
+
+    def growth(k):
+        sample.write_sample(cfg, k, 0, 1)
+        return sample.merge(cfg, k, lambda *a: 10)["code"]
+
+    assert growth(2).growth.stopped is None and growth(2).growth.joining == len(grown)
+    # as if round 1's pages had not joined in round 2: they would join in round 3, where the first
+    # round's model (cutoff raised) recalls none of them
+    (rd / "round_2" / "seed.json").write_text(json.dumps({**seed2, "code": {**seed2["code"], "grown_from": None}}))
     cut1 = json.loads((rd / "round_1" / "cutoffs.json").read_text())
     (rd / "round_1" / "cutoffs.json").write_text(json.dumps({**cut1, "code": 1.5}))
-    g = annotate.grow_seed(cfg, 2)["code"]
-    assert g.ids == [] and g.proxy == {"joining": len(grown), "previous_model": 1.0, "first_model": 0.0}
-    assert g.stopped == (f"round 3: 0.00 of the {len(grown)} pages that would join are recalled by the first round's model "
-                         f"(min_seed_agreement 0.8); the seed stops growing")
-    seed2["code"]["growth_stopped"] = g.stopped  # once stopped, later rounds add nothing
-    (rd / "round_2" / "seed.json").write_text(json.dumps(seed2))
+    m = growth(3)
+    assert m.growth.joining == 0 and m.growth.proxy == {"joining": len(grown), "previous_model": 1.0, "first_model": 0.0}
+    assert m.growth.stopped == (f"round 3: 0.00 of the {len(grown)} pages that would join are recalled by the first round's model "
+                                f"(min_seed_agreement 0.8); the seed stops growing")
+    assert not set(grown) & {p["id"] for p in m.positives}
+    # once stopped, later rounds add nothing
+    (rd / "round_2" / "seed.json").write_text(json.dumps({**seed2, "code": {**seed2["code"], "grown_from": None, "growth_stopped": m.growth.stopped}}))
     (rd / "round_1" / "cutoffs.json").write_text(json.dumps(cut1))
-    assert annotate.grow_seed(cfg, 2)["code"].ids == []
+    assert growth(3).growth.joining == 0
 
 
 def test_round_metrics_match_the_files(auto_run):
@@ -308,8 +315,7 @@ def test_a_model_that_learned_nothing_stops_the_loop(tmp_path):
     # "code" seed pages drawn like the pool itself: nothing tells them apart from the negatives
     rng_pages = pool_docs(seed=5)[::9]
     with open(tmp_path / "seeds" / "code.jsonl", "w") as f:
-        for i, d in enumerate(rng_pages):
-            f.write(json.dumps({"id": f"s{i}", "text": d.text}) + "\n")
+        f.writelines(json.dumps({"id": f"s{i}", "text": d.text}) + "\n" for i, d in enumerate(rng_pages))
     with pytest.raises(RunError) as e:
         Runner(recipe, progress=False).run(["recall"])
     msg = str(e.value)
