@@ -156,6 +156,7 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
             "purity_proxy": g.proxy,
             "growth_stopped": g.stopped,
             "negatives": len(m.negatives),
+            "near_domains": m.near,
             "pool_ids": sorted(p["id"] for p in m.positives),
         }
         meta = train(

@@ -23,7 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from classifiers.annotate import read_annotations
-from classifiers.pages import normalize_prefix, read_prefix_list, under
+from classifiers.pages import (
+    normalize_prefix,
+    page_domain,
+    read_pages,
+    read_prefix_list,
+    registered_domain,
+    under,
+)
 from classifiers.stats import score_part
 from dedup import work
 from pipeline import storage
@@ -32,7 +39,7 @@ from pipeline.io import ShardReader
 if TYPE_CHECKING:
     from classifiers.loop import LoopConfig
 
-ROLES = ("seed", "joining", "negative")
+ROLES = ("seed", "joining", "negative", "near")
 SCHEMA = pa.schema([
     ("target", pa.string()), ("role", pa.string()), ("h", pa.uint64()), ("id", pa.string()), ("url", pa.string()),
     ("repo", pa.string()), ("path", pa.string()), ("text", pa.string()),
@@ -77,6 +84,36 @@ class _Bottom:
         return [it[2] for it in sorted(self.heap, key=lambda it: (-it[0], it[1]))]
 
 
+def near_domains(cfg: LoopConfig, k: int) -> dict[str, list[str]]:
+    """target -> the domains near it: those of its seed (files and prefixes) and, from round 2 on,
+    those round k-1 found related. Their pages that no round recalled are likely missed positives,
+    so negatives come from other domains first ("near" pages only fill up when those run short)."""
+    if k > 1:
+        prev = storage.read_json(storage.join(cfg.round_dir(k - 1), "seed.json"), {})
+        report = storage.read_json(storage.join(cfg.round_dir(k - 1), "report.json"), {}).get("targets", {})
+        return {t: sorted(set(prev.get(t, {}).get("near_domains", [])) | set(report.get(t, {}).get("related_domains", [])))
+                for t in cfg.names}
+    out = {}
+    for t in cfg.names:
+        doms = {_prefix_domain(p, cfg.group_by) for p in seed_prefixes(cfg, t)}
+        for s in cfg.target(t).seeds:
+            if not s.endswith(".txt"):
+                doms |= {_domain(p, cfg.group_by) for p in read_pages(s)}
+        out[t] = sorted(d for d in doms if d)
+    return out
+
+
+def _prefix_domain(prefix: str, group_by: str) -> str:
+    if group_by == "repo":
+        return "/".join(prefix.strip("/").split("/")[:2])
+    return registered_domain("http://" + prefix)
+
+
+def _domain(page: dict, group_by: str) -> str:
+    """A page's domain as the score files hold it (its `domain`, else its URL's registered domain)."""
+    return page_domain({**page, "domain": page.get("domain") or registered_domain(page.get("url"))}, group_by)
+
+
 def history(cfg: LoopConfig, k: int) -> dict[str, list[dict]]:
     """target -> the growth steps that built seed_{k-1}: [{round j, prefixes, rule}] as recorded in seed.json."""
     out: dict[str, list[dict]] = {t: [] for t in cfg.names}
@@ -93,6 +130,7 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
     """Task `rank` of round k's sample phase (see the module docstring)."""
     steps = history(cfg, k)
     prefixes = {t: seed_prefixes(cfg, t) for t in cfg.names}
+    near = {t: set(v) for t, v in near_domains(cfg, k).items()}
     cut = {j: storage.read_json(storage.join(cfg.round_dir(j), "cutoffs.json"), {}) for j in range(1, k)}
     scores = {}
     for j in range(1, k):
@@ -104,7 +142,7 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
         prev = storage.read_json(storage.join(cfg.round_dir(k - 1), "seed.json"), {})
         grow = {t: [] if prev.get(t, {}).get("growth_stopped") else accepted[t] for t in cfg.names}
     rule = "confident" if cfg.auto_annotate else "unrecalled"
-    keep = {(t, r): _Bottom(cfg.max_negatives if r == "negative" else cfg.max_positives) for t in cfg.names for r in ROLES}
+    keep = {(t, r): _Bottom(cfg.max_negatives if r in ("negative", "near") else cfg.max_positives) for t in cfg.names for r in ROLES}
     n: dict[str, dict[str, int]] = {t: dict.fromkeys(COUNTS, 0) for t in cfg.names}
     reader = ShardReader(cfg.pool_dirs)
     for path in reader.files_for(rank, world_size):
@@ -115,6 +153,7 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
             s = {j: scores[j].get(page["id"]) for j in scores}
             if any(v is None for v in s.values()):
                 raise ValueError(f"{path}: page {page['id']!r} has no score in an earlier round; run with --fresh <stage>")
+            dom = _domain(s[k - 1] if k > 1 else page, cfg.group_by)
             for t in cfg.names:
                 key, c = f"score.{t}", n[t]
                 c["pool"] += 1
@@ -131,13 +170,15 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
                     c["agree_first"] += s[1][key] >= cut[1][t]
                 elif k > 1 and s[k - 1][key] >= cut[k - 1][t]:
                     continue  # recalled by the previous round: likely a positive, never a negative
-                if role != "negative":
+                elif dom in near[t]:
+                    role = "near"
+                if role in ("seed", "joining"):
                     c[role] += 1
                 keep[(t, role)].add(page_hash(cfg.seed, role, page["id"]), page["id"], {"target": t, "role": role, **page})
     rows = [{**r, "h": page_hash(cfg.seed, r["role"], r["id"])} for key in sorted(keep) for r in keep[key].rows()]
     d = storage.join(cfg.work_dir(k), "sample")
     work.write_table(work.task_file(d, rank), pa.Table.from_pylist(rows, schema=SCHEMA))
-    storage.write_json(work.task_file(d, rank, "json"), {"targets": n, "growth": grow, "rule": rule})
+    storage.write_json(work.task_file(d, rank, "json"), {"targets": n, "growth": grow, "rule": rule, "near": {t: sorted(v) for t, v in near.items()}})
 
 
 @dataclass
@@ -157,6 +198,7 @@ class Merged:
     growth: Growth
     positives: list[dict]
     negatives: list[dict]
+    near: list[str]
 
 
 def _share(m: int, n: int) -> float | None:
@@ -169,10 +211,10 @@ def merge(cfg: LoopConfig, k: int, want_negatives) -> dict[str, Merged]:
     `want_negatives(target, pool positives, pool pages)` says how many negatives a target trains on."""
     d = storage.join(cfg.work_dir(k), "sample")
     counts = {t: dict.fromkeys(COUNTS, 0) for t in cfg.names}
-    grow, rule = {t: [] for t in cfg.names}, "confident"
+    grow, rule, near = {t: [] for t in cfg.names}, "confident", {t: [] for t in cfg.names}
     for path in work.glob(d, "t*.json"):
         part = storage.read_json(path)
-        grow, rule = part["growth"], part["rule"]
+        grow, rule, near = part["growth"], part["rule"], part["near"]
         for t in cfg.names:
             for key in COUNTS:
                 counts[t][key] += part["targets"][t][key]
@@ -192,21 +234,23 @@ def merge(cfg: LoopConfig, k: int, want_negatives) -> dict[str, Merged]:
                 )
             else:
                 g.joining = c["joining"]
-        out[t] = Merged(c, g, [], [])
+        out[t] = Merged(c, g, [], [], near[t])
     roles = {t: ("seed", "joining") if out[t].growth.joining else ("seed",) for t in cfg.names}
     pos = {t: _Bottom(cfg.max_positives) for t in cfg.names}
-    neg = {t: _Bottom(max(1, want_negatives(t, min(cfg.max_positives, counts[t]["seed"] + out[t].growth.joining), counts[t]["pool"])))
-           for t in cfg.names}
+    want = {t: max(1, want_negatives(t, min(cfg.max_positives, counts[t]["seed"] + out[t].growth.joining), counts[t]["pool"]))
+            for t in cfg.names}
+    neg = {(t, r): _Bottom(want[t]) for t in cfg.names for r in ("negative", "near")}
     for path in work.glob(d, "t*.parquet"):
         with storage.open_file(path, "rb") as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=4096):
                 for r in batch.to_pylist():
                     t = r["target"]
-                    if r["role"] == "negative":
-                        neg[t].add(r["h"], r["id"], r)
+                    if r["role"] in ("negative", "near"):
+                        neg[(t, r["role"])].add(r["h"], r["id"], r)
                     elif r["role"] in roles[t]:
                         pos[t].add(r["h"], r["id"], r)
     for t in cfg.names:
-        out[t].positives, out[t].negatives = pos[t].rows(), neg[t].rows()
+        far = neg[(t, "negative")].rows()
+        out[t].positives, out[t].negatives = pos[t].rows(), far + neg[(t, "near")].rows()[: want[t] - len(far)]
     return out
 

@@ -140,6 +140,22 @@ def test_auto_annotation_grows_a_clean_seed(auto_run):
         assert not any(p.startswith(("news.com", "travel.net", "www.forum.net/life")) for p in r2[t]["accepted_prefixes"])
 
 
+def test_negatives_come_from_domains_far_from_the_target(auto_run):
+    run, recipe = auto_run
+    cfg = loop_cfg(recipe)
+    rd = run / "recall" / "rounds"
+    s1, s2 = (json.loads((rd / f"round_{k}" / "seed.json").read_text()) for k in (1, 2))
+    assert s1["math"]["near_domains"] == ["mathwiki.org"] and s1["code"]["near_domains"] == []  # the seed's domains
+    assert {"codebase.dev", "forum.net"} <= set(s2["code"]["near_domains"])  # and then the related ones
+    merged = sample.merge(cfg, 2, lambda *a: 50)
+    for t in ("code", "math"):
+        doms = {".".join(p["url"].split("/")[2].split(".")[-2:]) for p in merged[t].negatives}
+        assert len(merged[t].negatives) == 50 and not doms & set(s2[t]["near_domains"])
+    # when the far pages run short, unrecalled pages of near domains fill up the negatives
+    merged = sample.merge(cfg, 2, lambda *a: 1000)
+    assert any("forum.net" in p["url"] for p in merged["code"].negatives)
+
+
 def test_growth_stops_when_the_purity_proxy_drops(auto_run, tmp_path):
     import shutil
 
