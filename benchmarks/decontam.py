@@ -27,7 +27,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import xxhash  # noqa: E402
 
-from pipeline.mixing.decontaminate import MIN_SHORT, NGRAM, BenchmarkIndex, BenchmarkSpec, words  # noqa: E402
+from pipeline.decontaminate.benchmarks import BenchmarkIndex, BenchmarkSpec  # noqa: E402
+from pipeline.decontaminate.ngrams import MIN_SHORT, NGRAM, words  # noqa: E402
 
 # ../shared beside the repository (a worktree sits one level deeper)
 SHARED = next((d for d in (os.path.join(sys.path[0], *[".."] * k, "shared", "data", "benchmarks") for k in (1, 2)) if os.path.isdir(d)),
@@ -39,12 +40,12 @@ class PreviousIndex:
     """The implementation this one replaced (per-token xxh64, a polynomial per window, searchsorted per length)."""
 
     def __init__(self, index: BenchmarkIndex, specs: list[BenchmarkSpec]):
-        from pipeline.mixing.decontaminate import _read_records
+        from pipeline.decontaminate.benchmarks import read_records
 
         per_len: dict[int, dict[int, int]] = {}
         idx = 0
         for spec in specs:
-            for rec in _read_records(spec):
+            for rec in read_records(spec):
                 for fld in spec.fields:
                     val = rec.get(fld) if isinstance(rec, dict) else None
                     if not isinstance(val, str):

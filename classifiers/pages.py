@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import posixpath
 from typing import Iterator
-from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 
 from pipeline import documents, storage
+from pipeline.web import urls
 
 
 class SeedError(ValueError):
@@ -87,18 +87,10 @@ def normalize_prefix(prefix: str, group_by: str = "url") -> str:
     return host.lower() + sep + rest
 
 
-def url_key(url: str | None) -> str:
-    """A URL as `host/path` (no scheme, query or fragment), the form prefixes match against."""
-    if not url:
-        return ""
-    parts = urlsplit(url if "://" in url else "http://" + url)
-    return (parts.hostname or "") + (parts.path or "/")
-
-
 def _root_and_path(page: dict, group_by: str) -> tuple[str, str]:
     if group_by == "repo":
         return (page.get("repo") or "").strip("/"), (page.get("path") or "").lstrip("/")
-    host, _, path = url_key(page.get("url")).partition("/")
+    host, _, path = urls.host_path(page.get("url")).partition("/")
     return host, path
 
 
@@ -107,7 +99,7 @@ def page_key(page: dict, group_by: str = "url") -> str:
     if group_by == "repo":
         root, path = _root_and_path(page, group_by)
         return f"{root}/{path}" if root else ""
-    return url_key(page.get("url"))
+    return urls.host_path(page.get("url"))
 
 
 def page_domain(page: dict, group_by: str = "url") -> str:
@@ -133,20 +125,3 @@ def page_prefixes(page: dict, group_by: str = "url", max_depth: int = 3) -> list
 def under(page: dict, prefixes: list[str], group_by: str = "url") -> bool:
     key = page_key(page, group_by)
     return bool(key) and any(key.startswith(p) for p in prefixes)
-
-
-_EXTRACT = None
-
-
-def registered_domain(url: str | None) -> str:
-    """The registered domain of a URL (tldextract's bundled suffix list; never the network)."""
-    global _EXTRACT
-    if _EXTRACT is None:
-        import tldextract
-
-        _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-    host = url_key(url).partition("/")[0]
-    if not host:
-        return ""
-    ext = _EXTRACT(host)
-    return ext.top_domain_under_public_suffix if hasattr(ext, "top_domain_under_public_suffix") and ext.suffix else (ext.registered_domain or host)

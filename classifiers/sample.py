@@ -28,13 +28,13 @@ from classifiers.pages import (
     page_domain,
     read_pages,
     read_prefix_list,
-    registered_domain,
     under,
 )
 from classifiers.stats import score_part
 from dedup import work
 from pipeline import storage
 from pipeline.io import ShardReader
+from pipeline.web import urls
 
 if TYPE_CHECKING:
     from classifiers.loop import LoopConfig
@@ -106,12 +106,12 @@ def near_domains(cfg: LoopConfig, k: int) -> dict[str, list[str]]:
 def _prefix_domain(prefix: str, group_by: str) -> str:
     if group_by == "repo":
         return "/".join(prefix.strip("/").split("/")[:2])
-    return registered_domain("http://" + prefix)
+    return urls.registered_domain("http://" + prefix) or ""
 
 
 def page_domain_of(page: dict, group_by: str) -> str:
     """A page's domain as the score files hold it (its `domain`, else its URL's registered domain)."""
-    return page_domain({**page, "domain": page.get("domain") or registered_domain(page.get("url"))}, group_by)
+    return page_domain({**page, "domain": page.get("domain") or urls.registered_domain(page.get("url")) or ""}, group_by)
 
 
 def history(cfg: LoopConfig, k: int) -> dict[str, list[dict]]:

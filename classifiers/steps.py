@@ -7,12 +7,12 @@ from functools import lru_cache
 import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 
-from classifiers.pages import registered_domain
 from classifiers.stats import TOP_SCHEMA, top_within_budget
 from dedup import work
 from pipeline import documents, storage
 from pipeline.io import ShardReader
 from pipeline.steps import Step
+from pipeline.web import urls
 
 
 class PoolReader(ShardReader):
@@ -104,7 +104,7 @@ class ScoreFileWriter(Step):
             url = doc.metadata.get("url")
             cols["id"].append(str(doc.id))
             cols["url"].append(url)
-            cols["domain"].append(doc.metadata.get("domain") or registered_domain(url))
+            cols["domain"].append(doc.metadata.get("domain") or urls.registered_domain(url) or "")
             cols["repo"].append(doc.metadata.get("repo"))
             cols["path"].append(doc.metadata.get("path"))
             cols["title"].append(page_title(doc))

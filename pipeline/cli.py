@@ -13,7 +13,7 @@ COMMAND_MODULES = [
     "classifiers.cli",
     "pipeline.github.cli",
     "pipeline.web.cli",
-    "pipeline.mixing.cli",
+    "pipeline.decontaminate.cli",
     "tokenizer.cli",
     "trainer.cli",
     "dedup.cli",

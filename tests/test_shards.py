@@ -10,7 +10,7 @@ import pytest
 import tokenizer as tk
 from pipeline import storage
 from pipeline.mixing.shards import encode_documents
-from tokenizer.indexed_dataset import IndexedDataset
+from pipeline.mixing.megatron import IndexedDataset
 from conftest import read_stage
 from test_mix import docs_kind  # noqa: F401  (fixture)
 

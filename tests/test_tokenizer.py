@@ -13,7 +13,7 @@ import pytest
 
 import tokenizer as tk
 from pipeline import documents
-from tokenizer.indexed_dataset import IndexedDataset, IndexedDatasetWriter
+from pipeline.mixing.megatron import IndexedDataset, IndexedDatasetWriter
 
 TEXTS = [
     "def add(a, b):\n    return a + b\n",

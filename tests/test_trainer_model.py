@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from trainer.convert import from_hf, fuse_expert_weights, to_hf
-from trainer.model import DeepseekV2ForCausalLM, ModelConfig, RoutedExperts, Router, balance_losses, param_counts
+from trainer.model import DeepseekV2ForCausalLM, ModelConfig, param_counts
+from trainer.moe import RoutedExperts, Router, balance_losses
 
 YARN = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32, "beta_fast": 32, "beta_slow": 1,
         "mscale": 0.707, "mscale_all_dim": 0.707}
@@ -199,7 +200,7 @@ def test_latent_cache_matches_full_recompute(extra):
     """Prefill, a multi-token chunk and single tokens through MLA's latent cache give the logits of one full
     forward; greedy generation with the cache equals generation without it, also once the window slides."""
     from trainer.eval import generate
-    from trainer.model import LatentCache
+    from trainer.attention import LatentCache
 
     torch.manual_seed(7)
     m = DeepseekV2ForCausalLM(tiny(**extra)).eval()

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from tokenizer.indexed_dataset import IndexedDatasetWriter
+from pipeline.mixing.megatron import IndexedDatasetWriter
 from trainer.config import Config, TrainConfig, load_config
 from trainer.data import PackedCorpus, doc_hash, find_shards, is_heldout
 from trainer.train import lr_at, train
@@ -49,7 +49,7 @@ def test_packing_windows_and_heldout(shards):
     assert [p.rsplit("/", 1)[1] for p in prefixes] == ["tokens-00000", "tokens-00001"]
     c = PackedCorpus(prefixes, 0, 1, heldout_fraction=0.2, seed=3)
     assert c.heldout_docs > 0 and len(c.refs) + c.heldout_docs == 60
-    from tokenizer.indexed_dataset import IndexedDataset
+    from pipeline.mixing.megatron import IndexedDataset
 
     kept = {tuple(IndexedDataset(prefixes[d])[i]) for d, i in c.refs}
     for p in prefixes:

@@ -12,7 +12,7 @@ All ids lie below the model's padded vocabulary of 102,400 (`vocab_size`).
 
 `encode(text)` treats sentinel and BOS/EOS strings that occur inside a document as plain text,
 so a scraped page cannot inject control tokens; FIM documents get their sentinel ids from
-`encode_fim`, which assembles them from separately encoded pieces.
+`tokenizer.fim.encode`, which assembles them from separately encoded pieces.
 """
 
 from __future__ import annotations
@@ -22,18 +22,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from tokenizer.fim import FIM_BEGIN, FIM_BEGIN_TOKEN, FIM_END, FIM_END_TOKEN, FIM_HOLE, FIM_HOLE_TOKEN
+
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
-FIM_HOLE_TOKEN = "<｜fim▁hole｜>"
-FIM_BEGIN_TOKEN = "<｜fim▁begin｜>"
-FIM_END_TOKEN = "<｜fim▁end｜>"
 SPECIAL_TOKENS = [BOS, EOS, FIM_HOLE_TOKEN, FIM_BEGIN_TOKEN, FIM_END_TOKEN]
 
 BOS_ID = 100000
 EOS_ID = 100001
-FIM_HOLE = 100002
-FIM_BEGIN = 100003
-FIM_END = 100004
 PADDED_VOCAB_SIZE = 102_400
 
 

@@ -3,7 +3,7 @@
 The new tokenizer keeps DeepSeek-V2's normaliser, pre-tokenizer splits and byte-level decoder,
 so it cuts text the same way and round-trips any string; only the merges are learned. The
 special tokens are BOS, EOS and the three FIM sentinels (ids 0-4). FIM documents are trained on
-in their original order (`pipeline.mixing.fim.restore`), so sentinels are never merged into text.
+in their original order (`tokenizer.fim.restore`), so sentinels are never merged into text.
 The result is a `tokenizer.json` that `transformers.PreTrainedTokenizerFast` loads, next to the
 `tokenizer_config.json` / `special_tokens_map.json` that `from_pretrained(DIR)` reads.
 """
@@ -14,7 +14,7 @@ import json
 import os
 from typing import Iterable, Iterator
 
-from tokenizer import BOS, EOS, FIM_BEGIN_TOKEN, FIM_END_TOKEN, FIM_HOLE_TOKEN, SPECIAL_TOKENS, deepseek_json_path
+from tokenizer import BOS, EOS, FIM_BEGIN_TOKEN, FIM_END_TOKEN, FIM_HOLE_TOKEN, SPECIAL_TOKENS, deepseek_json_path, fim
 
 
 def iter_texts(inputs: list[str]) -> Iterator[str]:
@@ -22,7 +22,6 @@ def iter_texts(inputs: list[str]) -> Iterator[str]:
     import pyarrow.parquet as pq
 
     from pipeline import documents, storage
-    from pipeline.mixing import fim
 
     files = storage.list_shards(inputs)
     if not files:
@@ -31,7 +30,8 @@ def iter_texts(inputs: list[str]) -> Iterator[str]:
         with storage.open_file(path, "rb") as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, columns=["id", "text", "metadata"]):
                 for row in batch.to_pylist():
-                    yield fim.restore(documents.from_row(row))
+                    doc = documents.from_row(row)
+                    yield fim.restore(doc.text, doc.metadata.get("fim"))
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 100_000, min_frequency: int = 2):

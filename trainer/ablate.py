@@ -38,7 +38,7 @@ def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -
 
     from pipeline import documents
     from tokenizer import load as load_tokenizer
-    from tokenizer.indexed_dataset import IndexedDatasetWriter
+    from pipeline.mixing.megatron import IndexedDatasetWriter
 
     manifest = storage.join(out_dir, "manifest.json")
     files = storage.list_shards(stage_dirs)

@@ -65,7 +65,7 @@ class PackedCorpus:
     """The training documents of some shards as one EOS-separated token stream, cut into windows."""
 
     def __init__(self, prefixes: list[str], bos_id: int, eos_id: int, heldout_fraction: float = 0.0, seed: int = 0):
-        from tokenizer.indexed_dataset import IndexedDataset
+        from pipeline.mixing.megatron import IndexedDataset
 
         self.datasets = [IndexedDataset(p) for p in prefixes]
         self.seed, self.eos_id = seed, eos_id

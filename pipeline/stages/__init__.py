@@ -1,1 +1,0 @@
-"""The stage kinds that ship with the pipeline core."""
