@@ -162,7 +162,6 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
         meta = train(
             file_pages[t] + m.positives, m.negatives, cfg.model_dir(k, t), tokenizer=cfg.tokenizer, hyper=hyper,
             heldout=cfg.heldout, threshold=cfg.target(t).threshold, target=t, round=k, clean_negatives=True,
-            domain_of=lambda p: sample.page_domain_of(p, cfg.group_by),
         )
         check_model(cfg, t, k, meta)
     storage.write_json(storage.join(cfg.round_dir(k), "seed.json"), seed_info)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import posixpath
-import random
 import subprocess
 import sys
 import tempfile
@@ -135,38 +133,24 @@ def _split(rows: list, seed: int, heldout: float) -> tuple[list, list]:
     return [r for r in rows if id(r) not in held], test
 
 
-def by_domain(lines: list[tuple[str, str]], seed: int) -> list[str]:
-    """(domain, line) pairs -> lines where each domain's share is the square root of its size, relative
-    to the largest domain (which keeps its lines; a smaller one's are repeated up to sqrt(n * largest)),
-    in a seeded order: the model learns the class across its domains, not its largest domain."""
-    groups: dict[str, list[str]] = {}
-    for d, line in lines:
-        groups.setdefault(d, []).append(line)
-    big = max((len(v) for v in groups.values()), default=0)
-    out = [v[i % len(v)] for _, v in sorted(groups.items()) for i in range(round(math.sqrt(len(v) * big)))]
-    random.Random(seed).shuffle(out)
-    return out
-
-
 class _Data:
-    """Training lines (windows, the two classes interleaved and balanced, domains weighted by
-    `by_domain` when `domain_of` is given) written to a file, and page-level scoring of a model."""
+    """Training lines (windows, the two classes interleaved and balanced) written to a file, and
+    page-level scoring of a model."""
 
-    def __init__(self, rows: list, tok, hyper: Hyper, domain_of=None):
+    def __init__(self, rows: list, tok, hyper: Hyper):
         self.tokens = {id(p): tok(p["text"]).split() for p, _ in rows}
         self.hyper = hyper
-        self.domain = {id(p): domain_of(p) if domain_of else "" for p, _ in rows}
 
     def write(self, path: str, rows: list) -> int:
         h = self.hyper
         npos = sum(1 for _, y in rows if y)
         pos_windows = sum(len(windows(self.tokens[id(p)], h.window, h.windows_per_page)) for p, y in rows if y)
         per_neg = max(1, min(h.windows_per_page, round(pos_windows / max(1, len(rows) - npos))))
-        by_class: dict[int, list[tuple[str, str]]] = {0: [], 1: []}
+        by_class: dict[int, list[str]] = {0: [], 1: []}
         for p, y in rows:
             ws = windows(self.tokens[id(p)], h.window, h.windows_per_page if y else per_neg)
-            by_class[y] += [(self.domain[id(p)], f"{POS if y else NEG} {w}") for w in ws]
-        few, many = sorted((by_domain(v, h.seed + y) for y, v in by_class.items()), key=len)
+            by_class[y] += [f"{POS if y else NEG} {w}" for w in ws]
+        few, many = sorted(by_class.values(), key=len)
         if few:  # the smaller class repeated up to the larger one's size: fastText has no class weights
             few = [few[i % len(few)] for i in range(len(many))]
         lines = [ln for pair in zip(few, many) for ln in pair]
@@ -242,15 +226,13 @@ def train(
     round: int | None = None,
     extra: dict | None = None,
     clean_negatives: bool = False,
-    domain_of=None,
 ) -> dict:
     """Train on pages (`id`, `text`) cut into windows, hold out a hash-chosen `heldout` share of pages,
     choose lr/epoch on a validation split when they are not given, write the artefacts; returns model.json.
 
     `clean_negatives`: negatives sampled from an unlabelled pool hold some positives; training
     negatives that look like positives (`_clean`) are dropped before the final model is trained.
-    Held-out negatives are not cleaned, so held-out precision and AUC are lower bounds.
-    `domain_of(page)`: each class's domains are weighted by `by_domain`."""
+    Held-out negatives are not cleaned, so held-out precision and AUC are lower bounds."""
     import fasttext
 
     hyper = hyper or Hyper()
@@ -263,7 +245,7 @@ def train(
     train_rows, test_rows = _split(rows, hyper.seed, heldout)
     if not any(y for _, y in train_rows) or all(y for _, y in train_rows):
         raise TrainError(f"training split for {target!r} lacks positives or negatives ({len(train_rows)} pages)")
-    data = _Data(rows, get_tokenizer(tokenizer), hyper, domain_of)
+    data = _Data(rows, get_tokenizer(tokenizer), hyper)
     fs, out = storage.fs_and_path(output_dir)
     fs.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -98,7 +98,7 @@ def near_domains(cfg: LoopConfig, k: int) -> dict[str, list[str]]:
         doms = {_prefix_domain(p, cfg.group_by) for p in seed_prefixes(cfg, t)}
         for s in cfg.target(t).seeds:
             if not s.endswith(".txt"):
-                doms |= {page_domain_of(p, cfg.group_by) for p in read_pages(s)}
+                doms |= {_domain(p, cfg.group_by) for p in read_pages(s)}
         out[t] = sorted(d for d in doms if d)
     return out
 
@@ -109,7 +109,7 @@ def _prefix_domain(prefix: str, group_by: str) -> str:
     return urls.registered_domain("http://" + prefix) or ""
 
 
-def page_domain_of(page: dict, group_by: str) -> str:
+def _domain(page: dict, group_by: str) -> str:
     """A page's domain as the score files hold it (its `domain`, else its URL's registered domain)."""
     return page_domain({**page, "domain": page.get("domain") or urls.registered_domain(page.get("url")) or ""}, group_by)
 
@@ -153,7 +153,7 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
             s = {j: scores[j].get(page["id"]) for j in scores}
             if any(v is None for v in s.values()):
                 raise ValueError(f"{path}: page {page['id']!r} has no score in an earlier round; run with --fresh <stage>")
-            dom = page_domain_of(s[k - 1] if k > 1 else page, cfg.group_by)
+            dom = _domain(s[k - 1] if k > 1 else page, cfg.group_by)
             for t in cfg.names:
                 key, c = f"score.{t}", n[t]
                 c["pool"] += 1

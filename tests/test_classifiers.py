@@ -180,12 +180,3 @@ def test_token_budget_cutoff_merges_per_task_tops():
         tops += [mine[j] for j in top_within_budget([ids[i] for i in mine], [scores[i] for i in mine], [tokens[i] for i in mine], 900)]
     merged = top_within_budget([ids[i] for i in tops], [scores[i] for i in tops], [tokens[i] for i in tops], 900)
     assert {ids[tops[j]] for j in merged} == best
-
-
-def test_domains_weigh_by_the_square_root_of_their_size():
-    from classifiers.model import by_domain
-
-    lines = [("big.org", f"b{i}") for i in range(100)] + [("small.org", f"s{i}") for i in range(4)]
-    out = by_domain(lines, seed=0)
-    assert sum(x.startswith("b") for x in out) == 100 and sum(x.startswith("s") for x in out) == 20  # sqrt(4 * 100)
-    assert {x for x in out if x.startswith("s")} == {"s0", "s1", "s2", "s3"} and out == by_domain(lines, seed=0)
