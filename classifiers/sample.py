@@ -86,8 +86,9 @@ class _Bottom:
 
 def near_domains(cfg: LoopConfig, k: int) -> dict[str, list[str]]:
     """target -> the domains near it: those of its seed (files and prefixes) and, from round 2 on,
-    those round k-1 found related. Their pages that no round recalled are likely missed positives,
-    so negatives come from other domains first ("near" pages only fill up when those run short)."""
+    those round k-1 found related. Their pages that no round recalled are often missed positives, so
+    negatives come from other domains and, as hard negatives, from near pages that round k-1 scored
+    at most 1 - `confident_score`; other near pages only fill up when those run short."""
     if k > 1:
         prev = storage.read_json(storage.join(cfg.round_dir(k - 1), "seed.json"), {})
         report = storage.read_json(storage.join(cfg.round_dir(k - 1), "report.json"), {}).get("targets", {})
@@ -170,8 +171,8 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
                     c["agree_first"] += s[1][key] >= cut[1][t]
                 elif k > 1 and s[k - 1][key] >= cut[k - 1][t]:
                     continue  # recalled by the previous round: likely a positive, never a negative
-                elif dom in near[t]:
-                    role = "near"
+                elif dom in near[t] and not (k > 1 and s[k - 1][key] <= 1 - cfg.confident_score):
+                    role = "near"  # a near page is a negative only when the previous round rejected it with confidence
                 if role in ("seed", "joining"):
                     c[role] += 1
                 keep[(t, role)].add(page_hash(cfg.seed, role, page["id"]), page["id"], {"target": t, "role": role, **page})
