@@ -180,3 +180,14 @@ def test_token_budget_cutoff_merges_per_task_tops():
         tops += [mine[j] for j in top_within_budget([ids[i] for i in mine], [scores[i] for i in mine], [tokens[i] for i in mine], 900)]
     merged = top_within_budget([ids[i] for i in tops], [scores[i] for i in tops], [tokens[i] for i in tops], 900)
     assert {ids[tops[j]] for j in merged} == best
+
+
+def test_spies_find_the_targets_own_pages_among_the_negatives(tmp_path):
+    from classifiers.model import _clean, _Data
+
+    # a pool sample as negatives: a third of it is the target's own kind of page
+    pos, neg = _pages("p", "code", 40, 1), _pages("n", "prose", 60, 2) + _pages("c", "code", 30, 3)
+    rows = [(p, 1) for p in pos] + [(p, 0) for p in neg]
+    data = _Data(rows, get_tokenizer("whitespace"), SMALL)
+    doubtful = {r[0]["id"] for r in rows if id(r) in _clean(data, rows, str(tmp_path), SMALL.fasttext_args(0.3, 20), 0.5)}
+    assert sum(d.startswith("c") for d in doubtful) >= 27 and not any(d.startswith("n") for d in doubtful)
