@@ -189,5 +189,6 @@ def test_spies_find_the_targets_own_pages_among_the_negatives(tmp_path):
     pos, neg = _pages("p", "code", 40, 1), _pages("n", "prose", 60, 2) + _pages("c", "code", 30, 3)
     rows = [(p, 1) for p in pos] + [(p, 0) for p in neg]
     data = _Data(rows, get_tokenizer("whitespace"), SMALL)
-    doubtful = {r[0]["id"] for r in rows if id(r) in _clean(data, rows, str(tmp_path), SMALL.fasttext_args(0.3, 20), 0.5)}
+    dropped = _clean(data, rows, str(tmp_path), SMALL.fasttext_args(0.3, 20), 0.5)
+    doubtful = {r[0]["id"] for r in rows if id(r) in dropped}
     assert sum(d.startswith("c") for d in doubtful) >= 27 and not any(d.startswith("n") for d in doubtful)
