@@ -113,14 +113,15 @@ def build_corpus(cache: str, work: str, shards: int) -> tuple[str, str]:
 # ---- the legs (each runs in its own process: `--leg NAME`) ---------------------------------------
 
 
-def leg_ours(work: str, one: str, split: str, workers: int, clusters: str = "components") -> None:
+def leg_ours(work: str, one: str, split: str, workers: int, clusters: str | None = None) -> None:
+    """The CLI's defaults (`clusters: centres`), or `--clusters components`."""
     from pipeline.cli import main as cli_main
 
-    name = "ours" if clusters == "components" else f"ours_{clusters}"
+    name = f"ours_{clusters}" if clusters else "ours"
     out = os.path.join(work, name)
     shutil.rmtree(out, ignore_errors=True)
     rc = cli_main(["dedup", "near", one, "--output", out, "--quiet", "--workers", str(workers), "--threshold", str(THRESHOLD),
-                   "--clusters", clusters])
+                   *(["--clusters", clusters] if clusters else [])])
     if rc:
         raise SystemExit(rc)
     shutil.copy(os.path.join(out, "dedup", "clusters.parquet"), os.path.join(work, f"clusters-{name}.parquet"))
@@ -167,15 +168,18 @@ def leg_datasketch(work: str, one: str, split: str, workers: int) -> None:
 
 
 def leg_datatrove(work: str, one: str, split: str, workers: int) -> None:
+    import datatrove.utils.hashes.xxhash as dx
     import xxhash
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
-        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
     )
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
-
-    import datatrove.utils.hashes.xxhash as dx
 
     # datatrove 0.10.1 hands `str` to xxhash, which xxhash >= 4 refuses: encode first
     dx.xxhash32 = lambda d: xxhash.xxh32_intdigest(d.encode() if isinstance(d, str) else d)
@@ -208,7 +212,7 @@ def leg_datatrove(work: str, one: str, split: str, workers: int) -> None:
                    os.path.join(work, "clusters-datatrove.parquet"))
 
 
-LEGS = {"ours": leg_ours, "ours_centres": lambda *a: leg_ours(*a, clusters="centres"), "datasketch": leg_datasketch,
+LEGS = {"ours": leg_ours, "ours_components": lambda *a: leg_ours(*a, clusters="components"), "datasketch": leg_datasketch,
         "datatrove": leg_datatrove}
 
 

@@ -99,10 +99,12 @@ def compare(methods: list[tuple[str, object, int]], repeats: int) -> None:
 
 
 def throughput(args) -> None:
-    from classifiers.model import DEEPSEEKMATH, Hyper, train
+    from datatrove.pipeline.filters import FastTextClassifierFilter
+
+    from classifiers.model import train
+    from classifiers.settings import DEEPSEEKMATH, Hyper
     from classifiers.steps import ScorePages, _load
     from classifiers.tokens import get_tokenizer
-    from datatrove.pipeline.filters import FastTextClassifierFilter
 
     rng = random.Random(0)
     vocab = zipf_words(rng)
@@ -185,7 +187,8 @@ def quality_set(n: int, seed: int = 1) -> list[dict]:
 
 def quality(args) -> None:
     from classifiers.metrics import evaluate
-    from classifiers.model import DEEPSEEKMATH, Classifier, Hyper, train
+    from classifiers.model import Classifier, train
+    from classifiers.settings import DEEPSEEKMATH, Hyper
 
     pages = quality_set(args.quality_docs)
     test = [p for i, p in enumerate(pages) if i % 5 == 0]
@@ -193,7 +196,8 @@ def quality(args) -> None:
     print(f"\nquality: {len(trn)} training / {len(test)} test pages, half Chinese, half positive; DeepSeekMath hyper-parameters")
     for tok in ("deepseek", "whitespace"):
         with tempfile.TemporaryDirectory() as d:
-            train([p for p in trn if p["y"]], [p for p in trn if not p["y"]], d, tokenizer=tok, hyper=Hyper(**{**DEEPSEEKMATH, "bucket": args.bucket}), heldout=0.0)
+            train([p for p in trn if p["y"]], [p for p in trn if not p["y"]], d, tokenizer=tok,
+                  hyper=Hyper(**{**DEEPSEEKMATH, "bucket": args.bucket}), heldout=0.0)
             clf = Classifier.load(d)
             for name, subset in (("all", test), ("chinese", [p for p in test if p["zh"]]), ("english", [p for p in test if not p["zh"]])):
                 m = evaluate([p["y"] for p in subset], [clf.score(p["text"]) for p in subset], 0.5)

@@ -68,7 +68,8 @@ SECTIONS = [
     Section("r-doc-html", D + "r-doc-html/manual", "https://cran.r-project.org/doc/manuals/r-release/", ("*.html",), 1, 0),
     Section("git-doc", D + "git-doc", "https://git-scm.com/docs/", ("git-*.html",), 1, 0, 80),
     # mathematics (with formulas): seed domains of the math target
-    Section("python-sympy-doc", D + "python-sympy-doc/html", "https://docs.sympy.org/latest/", ("modules/*", "tutorials/*", "tutorial/*"), None, 1, 200, "math"),
+    Section("python-sympy-doc", D + "python-sympy-doc/html", "https://docs.sympy.org/latest/",
+            ("modules/*", "tutorials/*", "tutorial/*"), None, 1, 200, "math"),
     Section("python-mpmath-doc", D + "python-mpmath-doc/html", "https://mpmath.org/doc/current/", ("*.html",), None, 1, 400, "math"),
     # mathematics: domains no math seed comes from
     Section("python-scipy-doc", D + "python-scipy-doc/html", "https://docs.scipy.org/doc/scipy/",

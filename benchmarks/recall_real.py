@@ -129,7 +129,8 @@ def main() -> None:
         seed = row["seed"]
         pur = f"{row['purity']:.2f}" if row["purity"] != "" else ""
         extra = "" if row["round"] == "keyword" else f"{row['proxy']} / {row['heldout']}"
-        print(f"{row['target']:<19} {str(row['round']):<8} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f}  {row['found']:>6} {seed!s:>5} {pur:>6}  {extra}")
+        print(f"{row['target']:<19} {str(row['round']):<8} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f}  "
+              f"{row['found']:>6} {seed!s:>5} {pur:>6}  {extra}")
 
 
 if __name__ == "__main__":

@@ -167,16 +167,14 @@ def main() -> None:
     if not DATA.exists():
         sys.exit(f"benchmark data not found: {DATA}")
 
-    import trafilatura
-    from resiliparse.extract.html2text import extract_plain_text
-
-    from pipeline.web.extract import extract
-
     # import both chains' modules up front so neither timing pays for imports
     import datatrove.pipeline.extractors  # noqa: F401
     import datatrove.pipeline.readers  # noqa: F401
+    import trafilatura
+    from resiliparse.extract.html2text import extract_plain_text
 
     import pipeline.web.steps  # noqa: F401
+    from pipeline.web.extract import extract
     from pipeline.web.urls import registered_domain
 
     registered_domain("https://example.com/")  # load tldextract's bundled suffix list

@@ -11,22 +11,23 @@ def _err(msg: str) -> int:
 
 
 def cmd_train(args) -> int:
-    from classifiers.model import Hyper, TrainError, train
+    from classifiers.model import TrainError, train
     from classifiers.pages import SeedError, read_pages
+    from classifiers.settings import Hyper
+    from pipeline.flags import FlagError, from_flags
 
     try:
+        hyper = from_flags(Hyper, args)
         pos = [p for path in args.positives for p in read_pages(path)]
         neg = [p for path in args.negatives for p in read_pages(path)]
-        hyper = Hyper(dim=args.dim, lr=args.lr, word_ngrams=args.word_ngrams, min_count=args.min_count,
-                      epoch=args.epoch, bucket=args.bucket, seed=args.seed, thread=args.threads)
         meta = train(pos, neg, args.output, tokenizer=args.tokenizer, hyper=hyper, heldout=args.heldout,
                      threshold=args.threshold, target=args.target)
-    except (SeedError, TrainError) as e:
+    except (FlagError, SeedError, TrainError) as e:
         return _err(str(e))
     m = meta["metrics"]["heldout"]
     print(f"model: {args.output} ({meta['data']['positives']['count']} positives, {meta['data']['negatives']['count']} negatives)")
     print(f"held-out: precision {m['precision']:.4f} recall {m['recall']:.4f} f1 {m['f1']:.4f} auc {m['auc'] if m['auc'] is None else round(m['auc'], 4)}")
-    if args.threads != 1:
+    if hyper.thread != 1:
         print("note: threads > 1 makes fastText training non-deterministic", file=sys.stderr)
     return 0
 
@@ -74,14 +75,12 @@ def cmd_eval(args) -> int:
 
 
 def cmd_recall_run(args) -> int:
-    from pipeline.commands import _vars
     from pipeline import storage
+    from pipeline.commands import _vars
     from pipeline.recipe import load_recipe
     from pipeline.runner import Runner
 
-    recipe = load_recipe(args.recipe, _vars(args.var))
-    if args.run_dir:
-        recipe.run_dir = args.run_dir
+    recipe = load_recipe(args.recipe, _vars(args.var, args.run_dir))
     loops = [s for s in recipe.stages if s.kind == "recall" and (not args.stage or s.name == args.stage)]
     if not loops:
         return _err(f"{args.recipe}: no recall stage{' named ' + repr(args.stage) if args.stage else ''}")
@@ -136,6 +135,9 @@ def cmd_recall_status(args) -> int:
 
 
 def register(sub) -> None:
+    from classifiers.settings import Hyper
+    from pipeline.flags import add_flags
+
     p = sub.add_parser("classifiers", help="train and evaluate fastText page classifiers")
     csub = p.add_subparsers(dest="classifiers_command", required=True, metavar="ACTION")
 
@@ -145,15 +147,9 @@ def register(sub) -> None:
     t.add_argument("--output", required=True, help="model directory to write")
     t.add_argument("--tokenizer", choices=["deepseek", "whitespace"], default="deepseek")
     t.add_argument("--target", default="yes", help="what a positive is (recorded in model.json)")
-    # defaults fit a few dozen seed pages; DeepSeekMath: --dim 256 --lr 0.1 --word-ngrams 3 --min-count 3 --epoch 3 --bucket 2000000
-    t.add_argument("--dim", type=int, default=64)
-    t.add_argument("--lr", type=float, help="default: chosen on a validation split")
-    t.add_argument("--word-ngrams", type=int, default=2)
-    t.add_argument("--min-count", type=int, default=1)
-    t.add_argument("--epoch", type=int, help="default: chosen on a validation split")
-    t.add_argument("--bucket", type=int, default=200_000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1, help="1 (default) is deterministic; more threads are not")
+    # the recall stage's fastText keys, declared once (`classifiers.model.Hyper`); defaults fit a few dozen
+    # seed pages; DeepSeekMath: --dim 256 --lr 0.1 --word-ngrams 3 --min-count 3 --epoch 3 --bucket 2000000
+    add_flags(t, Hyper)
     t.add_argument("--heldout", type=float, default=0.2, help="share of pages held out for metrics")
     t.add_argument("--threshold", type=float, default=0.5)
     t.set_defaults(func=cmd_train)

@@ -30,51 +30,24 @@ import io
 import json
 import posixpath
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
-
-import pyarrow.parquet as pq
 
 from classifiers import sample, stats
 from classifiers.annotate import CSV_COLUMNS
-from classifiers.model import Hyper, TrainError, train
+from classifiers.model import TrainError, train
 from classifiers.pages import read_pages
+from classifiers.settings import Hyper, LoopKeys, TargetConfig
 from dedup import work
 from pipeline import documents, storage
 
 
-@dataclass
-class TargetConfig:
-    seeds: list[str] = field(default_factory=list)
-    seed_prefixes: list[str] = field(default_factory=list)
-    threshold: float = 0.5
-    token_budget: int | None = None
+class LoopConfig(LoopKeys):
+    """The loop's keys plus where it runs: what each round's task receives."""
 
-
-@dataclass
-class LoopConfig:
     stage_dir: str
     pool_dirs: list[str]
     targets: dict[str, dict]
-    tokenizer: str = "deepseek"
-    hyper: dict = field(default_factory=dict)
+    hyper: dict = {}
     seed: int = 0
-    negatives_per_positive: float = 1.0
-    min_negatives: int = 300
-    max_negative_share: float = 0.25
-    max_negatives: int = 500_000
-    max_positives: int = 500_000
-    partitions: int = 64
-    heldout: float = 0.2
-    min_auc: float = 0.7
-    min_recall: float = 0.5
-    domain_threshold: float = 0.1
-    accept_threshold: float = 0.7
-    confident_score: float = 0.8
-    min_seed_agreement: float = 0.8
-    prefix_depth: int = 3
-    min_prefix_pages: int = 5
-    auto_annotate: bool = False
-    group_by: str = "url"
 
     def target(self, name: str) -> TargetConfig:
         return TargetConfig(**self.targets[name])
@@ -103,10 +76,7 @@ class LoopConfig:
 
     def fingerprint(self) -> dict:
         """The settings a continued loop must keep (rounds and annotation mode may change)."""
-        d = asdict(self)
-        for k in ("stage_dir", "pool_dirs", "auto_annotate"):
-            d.pop(k)
-        return d
+        return self.model_dump(exclude={"stage_dir", "pool_dirs", "auto_annotate"})
 
 
 # ---- round k: seed and training ------------------------------------------------------------
@@ -234,7 +204,8 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
             "domains": doms,
         }
     rd = cfg.round_dir(k)
-    storage.write_json(storage.join(rd, "candidates.json"), {"rows": [{"target": c["target"], "prefix": c["prefix"], "suggested": c["suggested"]} for c in csv_rows]})
+    rows = [{"target": c["target"], "prefix": c["prefix"], "suggested": c["suggested"]} for c in csv_rows]
+    storage.write_json(storage.join(rd, "candidates.json"), {"rows": rows})
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
@@ -251,7 +222,6 @@ def recalled_ids(round_dir: str) -> dict[str, set[str]]:
     """target -> ids recalled in a round, from its `recalled/` parts."""
     out: dict[str, set[str]] = defaultdict(set)
     for path in work.glob(storage.join(round_dir, "recalled"), "part-*.parquet"):
-        with storage.open_file(path, "rb") as f:
-            for r in pq.read_table(f).to_pylist():
-                out[r["target"]].add(r["id"])
+        for r in storage.read_parquet(path).to_pylist():
+            out[r["target"]].add(r["id"])
     return dict(out)

@@ -16,64 +16,17 @@ import posixpath
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
-
-from pipeline import storage
 
 from classifiers.metrics import evaluate
+from classifiers.settings import Hyper
 from classifiers.tokens import get_tokenizer
+from pipeline import storage
 
 POS, NEG = "__label__yes", "__label__no"
 
 
 class TrainError(ValueError):
     """Training cannot start (empty seed, too little data); one line for the user."""
-
-
-# DeepSeekMath's settings: (vocabulary + bucket) x dim float32 input matrix, ~2 GiB per model at
-# bucket 2M and dim 256 (the model file is as large; training holds it in memory).
-DEEPSEEKMATH = {"dim": 256, "lr": 0.1, "word_ngrams": 3, "min_count": 3, "epoch": 3, "bucket": 2_000_000}
-LR_GRID = (0.1, 0.3, 1.0)
-EPOCH_GRID = (5, 20)
-
-
-@dataclass
-class Hyper:
-    """fastText settings for seeds of a few dozen real pages; `lr`/`epoch` None = chosen on a validation split.
-
-    Pages are cut into windows of at most `window` tokens (up to `windows_per_page` of them, spread
-    over the page), so a long page gives several bounded examples instead of one that fastText
-    averages into nothing. The input matrix is (vocabulary + bucket) x dim float32: 200K x 64 is
-    ~50 MiB; DeepSeekMath's 2M x 256 (`DEEPSEEKMATH`) is ~2 GiB per model, in memory and on disk.
-    """
-
-    dim: int = 64
-    lr: float | None = None
-    word_ngrams: int = 2
-    min_count: int = 1
-    epoch: int | None = None
-    bucket: int = 200_000
-    seed: int = 0
-    thread: int = 1
-    window: int = 256
-    windows_per_page: int = 8
-
-    def fasttext_args(self, lr: float, epoch: int) -> dict:
-        return {
-            "dim": self.dim,
-            "lr": lr,
-            "wordNgrams": self.word_ngrams,
-            "minCount": self.min_count,
-            "epoch": epoch,
-            "bucket": self.bucket,
-            "seed": self.seed % 2**31,  # fastText takes a signed 32-bit seed
-            "thread": self.thread,
-            "loss": "softmax",
-            "verbose": 0,
-        }
-
-    def grid(self) -> list[tuple[float, int]]:
-        return [(lr, ep) for lr in ((self.lr,) if self.lr else LR_GRID) for ep in ((self.epoch,) if self.epoch else EPOCH_GRID)]
 
 
 _FIT = """
@@ -283,7 +236,7 @@ def train(
         "target": target,
         "round": round,
         "tokenizer": tokenizer,
-        "hyper_parameters": {**asdict(hyper), "lr": lr, "epoch": epoch},
+        "hyper_parameters": {**hyper.model_dump(), "lr": lr, "epoch": epoch},
         "selection": {"lr_given": hyper.lr, "epoch_given": hyper.epoch, "tried": tried},
         "deterministic": hyper.thread == 1,
         "heldout_fraction": heldout,
@@ -312,7 +265,7 @@ class Classifier:
         self.meta = meta or {}
 
     @classmethod
-    def load(cls, model_dir: str) -> "Classifier":
+    def load(cls, model_dir: str) -> Classifier:
         import fasttext
 
         meta = storage.read_json(storage.join(model_dir, "model.json"))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Iterator
-
-import pyarrow.parquet as pq
+from collections.abc import Iterator
 
 from pipeline import documents, storage
 from pipeline.web import urls
@@ -22,21 +20,17 @@ class SeedError(ValueError):
 
 
 def _files(path: str) -> list[str]:
-    fs, p = storage.fs_and_path(path)
-    if fs.isdir(p):
-        found = sorted(fs.glob(posixpath.join(p, "**", "*.parquet")) + fs.glob(posixpath.join(p, "**", "*.jsonl")))
-        return [f"{path.split('://')[0]}://{f}" if "://" in path else f for f in found]
-    if not fs.exists(p):
-        raise SeedError(f"{path}: no such file or directory")
-    return [path]
+    try:
+        return storage.input_files([path], (".parquet", ".jsonl"), "pages")
+    except storage.StorageError as e:
+        raise SeedError(str(e)) from None
 
 
 def read_pages(path: str) -> Iterator[dict]:
     """Rows with at least `text` (and `id`, `url` when present) from parquet/jsonl files or a directory of them."""
     for f in _files(path):
         if f.endswith(".parquet"):
-            with storage.open_file(f, "rb") as fh:
-                table = pq.read_table(fh)
+            table = storage.read_parquet(f)
             cols = set(table.column_names)
             if "text" not in cols:
                 raise SeedError(f"{f}: no 'text' column (columns: {', '.join(sorted(cols))})")

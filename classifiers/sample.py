@@ -147,8 +147,7 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
     n: dict[str, dict[str, int]] = {t: dict.fromkeys(COUNTS, 0) for t in cfg.names}
     reader = ShardReader(cfg.pool_dirs)
     for path in reader.files_for(rank, world_size):
-        with storage.open_file(path, "rb") as f:
-            pages = pq.read_table(f, columns=["id", "text", "url", "repo", "path"]).to_pylist()
+        pages = storage.read_parquet(path, columns=["id", "text", "url", "repo", "path"]).to_pylist()
         for page in pages:
             page["text"] = page["text"] or ""
             s = {j: scores[j].get(page["id"]) for j in scores}

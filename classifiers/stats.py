@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from classifiers.pages import page_domain, page_prefixes
 from dedup import work
@@ -58,8 +57,7 @@ def top_within_budget(ids: list[str], scores: list[float], tokens: list[int], bu
 def read_table(path: str) -> pa.Table | None:
     if not storage.exists(path):
         return None
-    with storage.open_file(path, "rb") as f:
-        return pq.read_table(f)
+    return storage.read_parquet(path)
 
 
 def score_part(cfg: LoopConfig, k: int, rank: int) -> pa.Table | None:

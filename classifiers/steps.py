@@ -8,7 +8,6 @@ import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 
 from classifiers.stats import TOP_SCHEMA, top_within_budget
-from dedup import work
 from pipeline import documents, storage
 from pipeline.io import ShardReader
 from pipeline.steps import Step
@@ -49,16 +48,17 @@ class ScorePages(Step):
     """Adds `metadata["scores"][target]`, the probability from each target's fastText model.
 
     Each model's tokenizer runs once per page (models sharing a tokenizer share it);
-    `metadata["tokens"]` holds the page's token count under the first model's tokenizer.
+    With `count_tokens` (the scoring phases), `metadata["recall_tokens"]` holds the page's token count under
+    the first model's tokenizer, for the score files (`metadata["tokens"]` is the shards' count of LM tokens).
     With `keep="recalled"`, pages that no target recalls leave the stage as `not_recalled`;
     the cutoffs are read when the task starts (`cutoffs` file: target -> minimum score).
     """
 
     name = "fastText scorer"
 
-    def __init__(self, models: dict[str, str], keep: str = "all", cutoffs: str | None = None):
+    def __init__(self, models: dict[str, str], keep: str = "all", cutoffs: str | None = None, count_tokens: bool = False):
         super().__init__()
-        self.models, self.keep, self.cutoffs = dict(models), keep, cutoffs
+        self.models, self.keep, self.cutoffs, self.count_tokens = dict(models), keep, cutoffs, count_tokens
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         clfs = {t: _load(d) for t, d in sorted(self.models.items())}
@@ -73,7 +73,8 @@ class ScorePages(Step):
                         toks[c.tokenizer_name] = c.tokenize(doc.text)
                     scores[t] = round(c.score_tokens(toks[c.tokenizer_name]), 6)
                 doc.metadata["scores"] = scores
-                doc.metadata["tokens"] = toks[first].count(" ") + 1 if toks[first] else 0
+                if self.count_tokens:
+                    doc.metadata["recall_tokens"] = toks[first].count(" ") + 1 if toks[first] else 0
             if self.keep == "recalled" and not any(scores[t] >= cut.get(t, 0.5) for t in clfs):
                 self.drop(doc, "not_recalled")
                 continue
@@ -108,7 +109,7 @@ class ScoreFileWriter(Step):
             cols["repo"].append(doc.metadata.get("repo"))
             cols["path"].append(doc.metadata.get("path"))
             cols["title"].append(page_title(doc))
-            cols["tokens"].append(int(doc.metadata.get("tokens", 0)))
+            cols["tokens"].append(int(doc.metadata.get("recall_tokens", 0)))
             for t in self.targets:
                 cols[f"score.{t}"].append(float(doc.metadata["scores"][t]))
             yield doc
@@ -118,8 +119,8 @@ class ScoreFileWriter(Step):
             top += [{"target": t, "id": cols["id"][i], "score": s[i], "tokens": cols["tokens"][i]}
                     for i in top_within_budget(cols["id"], s, cols["tokens"], budget)]
         if self.budgets:
-            work.write_table(storage.join(self.top_dir, f"part-{rank:05d}.parquet"), pa.Table.from_pylist(top, schema=TOP_SCHEMA))
-        work.write_table(storage.join(self.output_dir, f"part-{rank:05d}.parquet"), pa.Table.from_pydict(cols, schema=schema))
+            storage.write_parquet(storage.join(self.top_dir, f"part-{rank:05d}.parquet"), pa.Table.from_pylist(top, schema=TOP_SCHEMA))
+        storage.write_parquet(storage.join(self.output_dir, f"part-{rank:05d}.parquet"), pa.Table.from_pydict(cols, schema=schema))
 
 
 class RoundTask(Step):

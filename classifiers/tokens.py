@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
-from typing import Callable
+from collections.abc import Callable
+from functools import cache
 
 TOKENIZERS = ("deepseek", "whitespace")
 _CACHE_LIMIT = 2_000_000
@@ -76,7 +76,7 @@ def whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_tokenizer(name: str) -> Callable[[str], str]:
     """The tokenizer named in a model's `model.json` (one per process)."""
     if name == "deepseek":

@@ -18,14 +18,14 @@ from dedup import keep as keeping
 from dedup.big_buckets import jaccard
 
 
-def split(members: pa.Table, keep: list[str], sets, threshold: float) -> pa.Table:
-    """`members` (with `cluster`) relabelled by centre ref; members left alone at their centre are dropped."""
+def split(members: pa.Table, keep: list[str], shingles: dict[int, np.ndarray], threshold: float) -> pa.Table:
+    """`members` (with `cluster`) relabelled by centre ref; members left alone at their centre are dropped.
+    `shingles`: each member's shingle set by ref."""
     if not len(members):
         return members
     ranked, _ = keeping.rank_members(members, "cluster", keep)
     refs = ranked.column("ref").to_numpy()
     comp = ranked.column("cluster").to_numpy()
-    shingles = sets.get(np.unique(refs))
     centre = np.empty(len(refs), dtype=np.uint64)
     starts = np.flatnonzero(np.concatenate([[True], comp[1:] != comp[:-1]]))
     for s, e in zip(starts, np.append(starts[1:], len(refs))):

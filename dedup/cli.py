@@ -14,33 +14,28 @@ import sys
 
 
 def _run(args, kind: str, opts: dict) -> int:
-    from pydantic import ValidationError
-
-    from dedup.table_input import TableInput, table_files
     from pipeline import registry, storage
+    from pipeline.builtin import TABLE_SUFFIXES, Files
+    from pipeline.flags import FlagError, from_flags
     from pipeline.recipe import Recipe
-    from pipeline.runner import Runner, RunError
+    from pipeline.runner import RunError, Runner
 
     workers = args.workers or os.cpu_count() or 1
     try:
-        files = [os.path.abspath(f) for f in table_files(args.input)]
+        files = [f if "://" in f else os.path.abspath(f) for f in storage.input_files([args.input], TABLE_SUFFIXES)]
         in_place = all(f.endswith(".parquet") for f in files)
         if in_place:
             opts["source"] = {"files": files, "text_field": args.text_field, "id_field": args.id_field}
         else:
             opts["input"] = "input"
-        opts.setdefault("tasks", max(len(files), workers))
-        spec = registry.kind_class(kind).model_validate({"name": "dedup", "kind": kind, **opts})
-    except FileNotFoundError as e:
+        # the stage kind's own keys: flags generated from its spec, validated by it (`pipeline.flags`)
+        spec = from_flags(registry.kind_class(kind), args, _NOT_FLAGS, name="dedup", kind=kind, tasks=args.tasks or max(len(files), workers), **opts)
+    except (storage.StorageError, FlagError) as e:
         print(f"codecurate dedup: {e}", file=sys.stderr)
-        return 2
-    except ValidationError as e:
-        for err in e.errors():
-            print(f"codecurate dedup: {'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}", file=sys.stderr)
         return 2
     stages = [spec]
     if not in_place:
-        stages.insert(0, TableInput(name="input", kind="table_input", path=args.input, text_field=args.text_field, id_field=args.id_field))
+        stages.insert(0, Files(name="input", kind="files", path=args.input, text_field=args.text_field, id_field=args.id_field))
     recipe = Recipe(
         name=f"dedup-{args.mode}", run_dir=args.output, seed=0, executor=args.executor or "local", workers=workers, stages=stages,
     )
@@ -63,30 +58,22 @@ def _run(args, kind: str, opts: dict) -> int:
 
 
 def cmd_exact(args) -> int:
-    opts = {"level": args.level, "normalise": args.normalise or []}
-    if args.tasks:
-        opts["tasks"] = args.tasks
-    return _run(args, "dedup_exact", opts)
+    return _run(args, "dedup_exact", {"normalise": args.normalise or []})
 
 
 def cmd_near(args) -> int:
-    opts = {
-        "level": args.level, "threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm,
-        "verify": not args.no_verify, "clusters": args.clusters,
-    }
-    if args.bands or args.rows:
-        opts |= {"bands": args.bands, "rows": args.rows}
-    elif args.num_perm != 112:
-        opts |= {"bands": None, "rows": None}  # derive from the threshold
-    if args.tasks:
-        opts["tasks"] = args.tasks
+    opts = {}
+    if (args.bands is None) != (args.rows is None):
+        opts = {"bands": args.bands, "rows": args.rows}  # one without the other: the spec says what is wrong
+    elif args.num_perm is not None and args.bands is None:
+        opts = {"bands": None, "rows": None}  # derive them from the threshold
     return _run(args, "dedup_near", opts)
 
 
 def _common(p) -> None:
     from pipeline.commands import add_run_options
 
-    p.add_argument("input", help="a parquet or jsonl file, or a directory of them")
+    p.add_argument("input", help="a parquet or jsonl file, a directory or glob of them, or an fsspec URL")
     p.add_argument("--output", required=True, help="output directory (kept documents, clusters.parquet)")
     p.add_argument("--text-field", default="text", help="column holding the text (default: text)")
     p.add_argument("--id-field", default="id", help="column holding the document id (default: id; row number if absent)")
@@ -95,25 +82,23 @@ def _common(p) -> None:
     add_run_options(p)
 
 
+_NOT_FLAGS = ("name", "kind", "input", "tasks")  # the recipe's wiring; --tasks has its own default here
+
+
 def register(sub) -> None:
+    from dedup.stages import DedupExact, DedupNear
+    from pipeline.flags import add_flags
+
     p = sub.add_parser("dedup", help="remove exact or near-duplicate documents")
     modes = p.add_subparsers(dest="mode", required=True, metavar="MODE")
 
     e = modes.add_parser("exact", help="exact duplicates by xxh3-128 of the text, or by URL")
     _common(e)
-    e.add_argument("--level", choices=["file", "repo", "page", "url"], default="file")
+    add_flags(e, DedupExact, exclude=_NOT_FLAGS)
     e.add_argument("--normalise", action="append", choices=["whitespace", "case"], help="normalise before hashing (repeatable)")
     e.set_defaults(func=cmd_exact)
 
     n = modes.add_parser("near", help="near duplicates by MinHash LSH")
     _common(n)
-    n.add_argument("--level", choices=["file", "repo", "page"], default="file", help="file/repo: code tokens; page: words")
-    n.add_argument("--threshold", type=float, default=0.7, help="Jaccard similarity of duplicates (default 0.7)")
-    n.add_argument("--ngram", type=int, default=5, help="tokens per shingle (default 5)")
-    n.add_argument("--num-perm", type=int, default=112, help="permutations (default 112 = 14 bands x 8 rows)")
-    n.add_argument("--bands", type=int, help="LSH bands (with --rows; default: 14x8 for 112, else from the threshold)")
-    n.add_argument("--rows", type=int, help="rows per band")
-    n.add_argument("--no-verify", action="store_true", help="skip the exact-Jaccard check of candidate pairs")
-    n.add_argument("--clusters", choices=["components", "centres"], default="components",
-                   help="components (default) or centres: every removed document reaches the threshold with its kept one")
+    add_flags(n, DedupNear, exclude=_NOT_FLAGS)  # --bands/--rows: both, or neither (then 14x8, or from the threshold)
     n.set_defaults(func=cmd_near)

@@ -22,6 +22,7 @@ from dedup.keys import text_key, url_key
 from dedup.phase import WorkStep
 from pipeline import storage
 
+CENTRES_BATCH_BYTES = 8 << 20  # cluster members (~50 B each) whose shingle sets `clusters: centres` holds at once
 KEY_SCHEMA = pa.schema(
     [("hi", pa.uint64()), ("lo", pa.uint64()), ("ref", pa.uint64()), ("id", pa.string()), ("length", pa.int64()), ("stars", pa.float64())]
 )
@@ -109,9 +110,8 @@ class ExactGroups(WorkStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         reader = self.parts("keys", KEY_SCHEMA)
         with Decider(self, rank, self.keep) as decider:
-            for q in work.mine(self.partitions, rank, world_size):
+            for q, t in reader.partitions(work.mine(self.partitions, rank, world_size)):
                 with self.track_time():
-                    t = reader.read(q)
                     # the smallest ref with each key labels its group; singletons are no cluster
                     by_key = t.group_by(["hi", "lo"]).aggregate([("ref", "min"), ("ref", "count")])
                     multi = by_key.filter(pc.greater(by_key.column("ref_count"), 1))
@@ -135,14 +135,21 @@ class Decide(WorkStep):
         from dedup.steps import SetIndex
 
         reader = self.parts("labelled", graph.LABELLED_SCHEMA)
-        sets = SetIndex(work.glob(self.path("sets"), "t*.parquet")) if self.centres else None
+        sets = None
+        if self.centres:
+            sets = SetIndex(work.glob(self.path("sets"), "t*.parquet"))
+            reader.batch_bytes = CENTRES_BATCH_BYTES
         with Decider(self, rank, self.keep) as decider:
-            for q in work.mine(self.partitions, rank, world_size):
+            for batch in reader.batches(work.mine(self.partitions, rank, world_size)):
+                if not batch:
+                    continue
                 with self.track_time():
-                    members = reader.read(q)
-                    if sets is not None:
-                        members = centres.split(members, self.keep, sets, self.threshold)
-                    decider.add(q, members)
+                    # the sets of a whole batch in one pass: each row group of the set files is read once per
+                    # batch, not once per partition (members of a partition are spread over every set file)
+                    shingles = sets.get(np.unique(np.concatenate([m.column("ref").to_numpy() for _, m in batch]))) if sets else None
+                    while batch:  # popped: the next batch is read while this list is bound
+                        q, members = batch.pop(0)
+                        decider.add(q, centres.split(members, self.keep, shingles, self.threshold) if sets else members)
 
 
 class Summary(WorkStep):
@@ -163,14 +170,11 @@ class Summary(WorkStep):
 
     def _write(self) -> None:
         reader = self.parts("clusters", work.CLUSTER_SCHEMA)
-        fs, p = storage.fs_and_path(storage.join(self.stage_dir, "clusters.parquet"))
-        with fs.open(p + ".tmp", "wb") as f:
+        with storage.atomic_open(storage.join(self.stage_dir, "clusters.parquet")) as f:
             with pq.ParquetWriter(f, work.CLUSTER_SCHEMA, compression="zstd") as w:
-                for q in range(self.partitions):
-                    t = reader.read(q)
+                for _, t in reader.partitions(range(self.partitions)):
                     if len(t):
                         w.write_table(t)
-        fs.mv(p + ".tmp", p)
         hist: Counter = Counter()
         for path in work.glob(self.path("sizes"), "t*.json"):
             hist.update({int(k): v for k, v in storage.read_json(path).items()})

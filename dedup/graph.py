@@ -87,9 +87,9 @@ class StarRound(WorkStep):
         reader = self.parts(round_dir(k - 1), work.EDGE_SCHEMA)
         stars, n = True, 0
         with work.PartWriter(work.task_file(self.path(round_dir(k)), rank), work.EDGE_SCHEMA) as out:
-            for q in work.mine(self.partitions, rank, world_size):
+            for _, t in reader.partitions(work.mine(self.partitions, rank, world_size)):
                 with self.track_time():
-                    hood = neighbourhoods(reader.read(q))
+                    hood = neighbourhoods(t)
                     if not len(hood[0]):
                         continue
                     stars &= is_stars(*hood)
@@ -118,13 +118,13 @@ class Label(WorkStep):
         edges = self.parts(round_dir(self.round), work.EDGE_SCHEMA)
         members = self.parts("members", keeping.MEMBER_SCHEMA)
         with work.PartWriter(work.task_file(self.path("labelled"), rank), LABELLED_SCHEMA) as out:
-            for q in work.mine(self.partitions, rank, world_size):
+            mine = work.mine(self.partitions, rank, world_size)
+            for (_, t), (_, m) in zip(edges.partitions(mine), members.partitions(mine)):
                 with self.track_time():
-                    u, v, starts, _ = neighbourhoods(edges.read(q))
+                    u, v, starts, _ = neighbourhoods(t)
                     if not len(u):
                         continue
                     nodes, centre = u[starts], np.minimum(u[starts], v[starts])
-                    m = members.read(q)
                     refs = m.column("ref").to_numpy()
                     pos = np.clip(np.searchsorted(nodes, refs), 0, len(nodes) - 1)
                     hit = nodes[pos] == refs

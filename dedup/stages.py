@@ -25,7 +25,7 @@ from dedup.keep import DEFAULT_KEEP, KEEP_RULES
 from dedup.keys import NORMALISATIONS
 from dedup.minhash import lsh_params
 from dedup.shards import Source
-from pipeline.recipe import Fraction
+from pipeline.fields import Fraction
 from pipeline.stage import Phase, StageContext, StageSpec
 
 KeepRule = Literal[KEEP_RULES]  # type: ignore[valid-type]
@@ -92,19 +92,24 @@ class DedupNear(_Dedup):
     null to derive them from `threshold` with datasketch's optimal-parameter method. With `verify`,
     no pair of documents that share a bucket and reach `threshold` is lost (`dedup/big_buckets.py`;
     short of a bucket that spends its bounded checks, counted as `big_bucket_unchecked_members`).
-    `clusters`: `components` (connected components of the verified pairs) or `centres` (each
-    component split so that every removed document reaches `threshold` with its kept one).
+    `clusters`: `centres` (the default for code, `file`/`repo` with `verify`: each connected component
+    of the verified pairs split so that every removed document reaches `threshold` with its kept one; on
+    versioned code components chain releases, precision against exact Jaccard ~0.67, centres ~1.0) or
+    `components` (whole components: the default for `page`, as in FineWeb, and without `verify`, which
+    centres need).
     """
 
-    level: Literal["file", "repo", "page"] = "file"
+    level: Literal["file", "repo", "page"] = Field(default="file", description="file/repo: code tokens; page: words")
     tokenizer: Literal["code", "words"] | None = None  # default: code for file/repo, words for page
-    ngram: int = Field(default=5, ge=1)
-    num_perm: int = Field(default=112, ge=1, le=1024)
-    bands: int | None = Field(default=14, ge=1)
-    rows: int | None = Field(default=8, ge=1)
-    threshold: Fraction = 0.7
-    verify: bool = True
-    clusters: Literal["components", "centres"] = "components"
+    ngram: int = Field(default=5, ge=1, description="tokens per shingle")
+    num_perm: int = Field(default=112, ge=1, le=1024, description="MinHash permutations")
+    bands: int | None = Field(default=14, ge=1, description="LSH bands (with rows; both unset with another num_perm: from the threshold)")
+    rows: int | None = Field(default=8, ge=1, description="rows per LSH band")
+    threshold: Fraction = Field(default=0.7, description="Jaccard similarity of duplicates")
+    verify: bool = Field(default=True, description="check candidate pairs' exact Jaccard")
+    clusters: Literal["components", "centres"] | None = Field(
+        default=None, description="centres (default for file/repo with verify): every removed document reaches the threshold "
+                                  "with its kept one; components: whole connected components (default for page or without verify)")
     minhash_seed: int = 1
 
     @model_validator(mode="after")
@@ -115,6 +120,8 @@ class DedupNear(_Dedup):
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
         if self.clusters == "centres" and not self.verify:
             raise ValueError("clusters: centres needs verify: true (it reads the verified shingle sets)")
+        if self.clusters is None:
+            self.clusters = "centres" if self.verify and self.level != "page" else "components"
         return self
 
     def lsh(self) -> tuple[int, int]:

@@ -7,6 +7,7 @@ applies the decisions. Every phase after `Signatures` works partition by partiti
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -14,9 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 
-from dedup import big_buckets, graph
+from dedup import big_buckets, graph, work
 from dedup import keep as keeping
-from dedup import work
 from dedup.minhash import MinHasher, band_keys
 from dedup.phase import WorkStep
 from dedup.shingles import shingle_set
@@ -27,6 +27,8 @@ SET_SCHEMA = pa.schema([("ref", pa.uint64()), ("shingles", pa.list_(pa.uint32())
 ALL_PAIRS_UP_TO = 8  # with verification, buckets this small give all their pairs; larger ones go to big_buckets
 BIG_BUCKET_DOCS = 20_000  # Verify loads the shingle sets of about this many big-bucket members at a time
 SET_ROWS = 256  # documents per row group of the shingle-set files: what Verify reads to get one set
+CACHE_BYTES = 32 << 20  # shingle-set row groups a SetIndex keeps read
+VERIFY_BATCH_BYTES = 1 << 20  # candidate pairs (16 B each) whose shingle sets Verify holds at once
 EDGE_BLOCK = 8  # Verify's partition of an edge is that of its first document's 2^8-row block: fewer set reads
 
 
@@ -83,10 +85,8 @@ class _SetWriter:
     def __init__(self, path: str | None):
         self.path = path
         if path:
-            self.fs, p = storage.fs_and_path(path)
-            self.fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
-            self.tmp, self.final = p + ".tmp", p
-            self.file = self.fs.open(self.tmp, "wb")
+            self.files = contextlib.ExitStack()
+            self.file = self.files.enter_context(storage.atomic_open(path, "wb"))
             self.writer = pq.ParquetWriter(self.file, SET_SCHEMA, compression="lz4", use_dictionary=False)
 
     def __enter__(self):
@@ -104,32 +104,31 @@ class _SetWriter:
     def __exit__(self, exc_type, *exc):
         if self.path:
             self.writer.close()
-            self.file.close()
-            if exc_type is None:
-                self.fs.mv(self.tmp, self.final)
+            self.files.__exit__(exc_type, *exc)  # the file appears only when complete
 
 
 class SetIndex:
-    """Shingle sets by ref, reading only the row groups (SET_ROWS documents) that hold the refs asked for."""
+    """Shingle sets by ref, reading only the row groups (SET_ROWS documents) that hold the refs asked for.
+
+    It keeps each row group's first ref and place (24 bytes per SET_ROWS documents), not the files'
+    parsed footers (~0.5 KB per row group): a group's file footer is read again when the group is."""
 
     def __init__(self, paths: list[str]):
-        lo, hi, where = [], [], []
+        lo, where = [], []
         self.paths = paths
-        self.meta = []
         for i, path in enumerate(paths):
             with storage.open_file(path, "rb") as f:
                 md = pq.ParquetFile(f).metadata
-            self.meta.append(md)
             for g in range(md.num_row_groups):
                 st = md.row_group(g).column(0).statistics
                 if st is not None and st.has_min_max:
                     lo.append(st.min)
-                    hi.append(st.max)
                     where.append((i, g))
         order = np.argsort(np.array(lo, dtype=np.uint64), kind="stable")
         self.lo = np.array(lo, dtype=np.uint64)[order]
-        self.where = [where[k] for k in order]
+        self.where = np.array(where, dtype=np.int64).reshape(-1, 2)[order]
         self.cache: dict[tuple[int, int], dict[int, np.ndarray]] = {}
+        self.cached_bytes = 0
         self.groups_read = 0
 
     def get(self, refs: np.ndarray) -> dict[int, np.ndarray]:
@@ -138,22 +137,24 @@ class SetIndex:
             return out
         slot = np.searchsorted(self.lo, refs, side="right") - 1
         for s in np.unique(slot):
-            group = self._group(*self.where[int(s)])
+            group = self._group(*map(int, self.where[int(s)]))
             out.update({int(r): group[int(r)] for r in refs[slot == s] if int(r) in group})
         return out
 
     def _group(self, i: int, g: int) -> dict[int, np.ndarray]:
         if (i, g) not in self.cache:
-            if len(self.cache) > 4096:
+            if self.cached_bytes > CACHE_BYTES:
                 self.cache.clear()
+                self.cached_bytes = 0
             with storage.open_file(self.paths[i], "rb") as f:
-                t = pq.ParquetFile(f, metadata=self.meta[i]).read_row_group(g)
+                t = pq.ParquetFile(f).read_row_group(g)
             self.groups_read += 1
             lst = t.column("shingles").combine_chunks()
             values = lst.values.to_numpy(zero_copy_only=False)
             offs = lst.offsets.to_numpy()
             refs = t.column("ref").to_numpy()
             self.cache[(i, g)] = {int(r): values[offs[k] : offs[k + 1]] for k, r in enumerate(refs)}
+            self.cached_bytes += values.nbytes + 200 * len(refs)  # the arrays and their dict entries
         return self.cache[(i, g)]
 
 
@@ -196,9 +197,9 @@ class Buckets(WorkStep):
         out = work.task_file(self.path("edges" if self.all_pairs else graph.round_dir(0)), rank)
         n = 0
         with work.PartWriter(out, work.EDGE_SCHEMA) as edges, work.PartWriter(work.task_file(self.path("big"), rank), BAND_SCHEMA) as big:
-            for q in work.mine(self.partitions, rank, world_size):
+            for _, t in reader.partitions(work.mine(self.partitions, rank, world_size)):
                 with self.track_time():
-                    e = self._partition(reader.read(q), big)
+                    e = self._partition(t, big)
                     n += len(e)
                     if self.all_pairs:
                         edges.add(pa.table({"a": e[:, 0], "b": e[:, 1]}, schema=work.EDGE_SCHEMA),
@@ -254,19 +255,25 @@ class Verify(WorkStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         index = SetIndex(work.glob(self.path("sets"), "t*.parquet"))
         reader = self.parts("edges", work.EDGE_SCHEMA)
+        reader.batch_bytes = VERIFY_BATCH_BYTES
         kept = 0
         with work.PartWriter(work.task_file(self.path(graph.round_dir(0)), rank), work.EDGE_SCHEMA) as out:
-            for q in work.mine(self.partitions, rank, world_size):
+            for batch in reader.batches(work.mine(self.partitions, rank, world_size)):
+                if not batch:
+                    continue
                 with self.track_time():
-                    t = reader.read(q)
-                    e = unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy())
-                    sets = index.get(np.unique(e.reshape(-1)))
-                    ok = np.fromiter((big_buckets.jaccard(sets[int(a)], sets[int(b)]) >= self.threshold for a, b in e),
-                                     dtype=bool, count=len(e))
-                    self.stat_update("verified_pairs", value=int(ok.sum()))
-                    self.stat_update("rejected_pairs", value=int((~ok).sum()))
-                    kept += int(ok.sum())
-                    graph.add_both_ways(out, e[ok], self.partitions)
+                    # the sets of a batch of partitions in one pass: an edge's second document may be in any
+                    # set row group, so reading per partition would read most groups once per partition
+                    edges = [unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy()) for _, t in batch]
+                    batch.clear()  # only the edges are needed; the next batch is read while this list is bound
+                    sets = index.get(np.unique(np.concatenate([e.reshape(-1) for e in edges])))
+                    for e in edges:
+                        ok = np.fromiter((big_buckets.jaccard(sets[int(a)], sets[int(b)]) >= self.threshold for a, b in e),
+                                         dtype=bool, count=len(e))
+                        self.stat_update("verified_pairs", value=int(ok.sum()))
+                        self.stat_update("rejected_pairs", value=int((~ok).sum()))
+                        kept += int(ok.sum())
+                        graph.add_both_ways(out, e[ok], self.partitions)
             for path in work.glob(self.path("big"), "t*.parquet")[rank::world_size]:
                 with self.track_time():
                     e = self._big_buckets(path, index)

@@ -13,8 +13,10 @@ killed task leaves nothing half-written and its re-run rewrites the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +29,8 @@ DROP_SCHEMA = pa.schema([("ref", pa.uint64())])
 CLUSTER_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("kept", pa.bool_())])
 _PARTS = b"codecurate.partitions"
 _MAX_GROUP = 1 << 20  # rows per row group (pyarrow's cap)
+FLUSH_BYTES = 16 << 20  # a writer's buffer
+BATCH_BYTES = 16 << 20  # a reader holds the partitions of about this many bytes (uncompressed) at a time
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 
 
@@ -50,18 +54,13 @@ def spread(values: np.ndarray, partitions: int) -> np.ndarray:
 
 
 def write_table(path: str, table: pa.Table, compression: str = "zstd", **kw) -> None:
-    fs, p = storage.fs_and_path(path)
-    fs.makedirs(posixpath.dirname(p), exist_ok=True)
-    with fs.open(p + ".tmp", "wb") as f:
-        pq.write_table(table, f, compression=compression, **kw)
-    fs.mv(p + ".tmp", p)
+    storage.write_parquet(path, table, compression=compression, **kw)
 
 
 def read_tables(paths: list[str], schema: pa.Schema) -> pa.Table:
     tables = []
     for path in paths:
-        with storage.open_file(path, "rb") as f:
-            tables.append(pq.read_table(f))
+        tables.append(storage.read_parquet(path))
     return pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
 
 
@@ -78,16 +77,16 @@ def task_file(directory: str, rank: int, suffix: str = "parquet") -> str:
 class PartWriter:
     """One task's output of a phase: rows streamed in, written grouped by partition.
 
-    Rows are buffered up to `flush_rows`, then written sorted by partition, one row group per
+    Rows are buffered up to `flush_bytes`, then written sorted by partition, one row group per
     partition present; the partition -> row groups map goes into the footer at `close`. So a task
-    that handles many partitions holds one buffer, not its whole output.
+    that handles many partitions holds one buffer of fixed size, not its whole output.
     """
 
-    def __init__(self, path: str, schema: pa.Schema, flush_rows: int = 4 << 20, compression: str = "zstd"):
-        self.path, self.schema, self.flush_rows, self.compression = path, schema, flush_rows, compression
+    def __init__(self, path: str, schema: pa.Schema, flush_bytes: int = FLUSH_BYTES, compression: str = "zstd"):
+        self.path, self.schema, self.flush_bytes, self.compression = path, schema, flush_bytes, compression
         self._tables: list[pa.Table] = []
         self._parts: list[np.ndarray] = []
-        self._rows, self._groups, self._next = 0, {}, 0
+        self._rows, self._bytes, self._groups, self._next = 0, 0, {}, 0
         self._file = self._writer = None
 
     def __enter__(self):
@@ -105,15 +104,14 @@ class PartWriter:
             self._tables.append(table.cast(self.schema))
             self._parts.append(np.asarray(part, dtype=np.int64))
             self._rows += len(table)
-            if self._rows >= self.flush_rows:
+            self._bytes += self._tables[-1].nbytes + 8 * len(table)
+            if self._bytes >= self.flush_bytes:
                 self._flush()
 
     def _open(self) -> None:
         if self._writer is None:
-            self._fs, p = storage.fs_and_path(self.path)
-            self._fs.makedirs(posixpath.dirname(p), exist_ok=True)
-            self._tmp, self._final = p + ".tmp", p
-            self._file = self._fs.open(self._tmp, "wb")
+            self._files = contextlib.ExitStack()
+            self._file = self._files.enter_context(storage.atomic_open(self.path, "wb"))
             self._writer = pq.ParquetWriter(self._file, self.schema, compression=self.compression)
 
     def _flush(self) -> None:
@@ -132,15 +130,14 @@ class PartWriter:
                 self._writer.write_table(piece, row_group_size=len(piece))
                 self._groups.setdefault(str(q), []).append(self._next)
                 self._next += 1
-        self._tables, self._parts, self._rows = [], [], 0
+        self._tables, self._parts, self._rows, self._bytes = [], [], 0, 0
 
     def close(self) -> None:
         self._flush()
         self._open()
         self._writer.add_key_value_metadata({_PARTS: json.dumps(self._groups)})
         self._writer.close()
-        self._file.close()
-        self._fs.mv(self._tmp, self._final)
+        self._files.close()
 
 
 def write_parts(path: str, table: pa.Table, part: np.ndarray) -> None:
@@ -149,31 +146,63 @@ def write_parts(path: str, table: pa.Table, part: np.ndarray) -> None:
 
 
 class PartReader:
-    """Reads partition slices from the task files of a phase; each file's footer is read once."""
+    """Reads partitions from the task files of a phase, file by file, one footer in memory at a time.
 
-    def __init__(self, paths: list[str], schema: pa.Schema):
-        self.paths, self.schema = paths, schema
-        self._meta: list[tuple[pq.FileMetaData, dict[str, list[int]]] | None] = [None] * len(paths)
+    Keeping every file's footer would cost tasks x partitions row-group entries in every reader (quadratic
+    at scale); instead the footers are read once to size the partitions asked for, then once per batch of
+    partitions holding about `batch_bytes`, whose slices are read in one call per file."""
 
-    def _info(self, i: int):
-        if self._meta[i] is None:
-            with storage.open_file(self.paths[i], "rb") as f:
-                md = pq.ParquetFile(f).metadata
-            raw = (md.metadata or {}).get(_PARTS, b"{}")
-            self._meta[i] = (md, json.loads(raw))
-        return self._meta[i]
+    def __init__(self, paths: list[str], schema: pa.Schema, batch_bytes: int = BATCH_BYTES):
+        self.paths, self.schema, self.batch_bytes = paths, schema, batch_bytes
+
+    def _footers(self):
+        for path in self.paths:
+            with storage.open_file(path, "rb") as f:
+                pf = pq.ParquetFile(f)
+                yield pf, json.loads((pf.metadata.metadata or {}).get(_PARTS, b"{}"))
+
+    def partitions(self, qs) -> Iterator[tuple[int, pa.Table]]:
+        """(q, rows of partition q) for each q of `qs`, in order."""
+        for batch in self.batches(qs):
+            while batch:  # popped: a partition's rows are freed once the caller moves on
+                yield batch.pop(0)
+
+    def batches(self, qs) -> Iterator[list[tuple[int, pa.Table]]]:
+        """The partitions of `qs` in order, as lists of about `batch_bytes` (one partition may exceed it)."""
+        qs = list(qs)
+        if len(qs) < 2:
+            yield self._batch(qs)
+            return
+        size = dict.fromkeys(qs, 0)
+        for pf, groups in self._footers():
+            for q in qs:
+                size[q] += sum(pf.metadata.row_group(g).total_byte_size for g in groups.get(str(q), ()))
+        batch, held = [], 0
+        for q in qs:
+            if batch and held + size[q] > self.batch_bytes:
+                yield self._batch(batch)
+                batch, held = [], 0
+            batch.append(q)
+            held += size[q]
+        yield self._batch(batch)
+
+    def _batch(self, qs: list[int]) -> list[tuple[int, pa.Table]]:
+        pieces: dict[int, list[pa.Table]] = {q: [] for q in qs}
+        for pf, groups in self._footers() if qs else ():
+            owner = sorted((g, q) for q in qs for g in groups.get(str(q), ()))
+            if not owner:
+                continue
+            t = pf.read_row_groups([g for g, _ in owner]).replace_schema_metadata(None)
+            at = 0
+            for g, q in owner:
+                n = pf.metadata.row_group(g).num_rows
+                pieces[q].append(t.slice(at, n))
+                at += n
+        return [(q, pa.concat_tables(parts).cast(self.schema) if parts else self.schema.empty_table())
+                for q, parts in pieces.items()]
 
     def read(self, q: int) -> pa.Table:
-        tables = []
-        for i, path in enumerate(self.paths):
-            md, groups = self._info(i)
-            rgs = groups.get(str(q))
-            if rgs:
-                with storage.open_file(path, "rb") as f:
-                    tables.append(pq.ParquetFile(f, metadata=md).read_row_groups(rgs))
-        if not tables:
-            return self.schema.empty_table()
-        return pa.concat_tables([t.replace_schema_metadata(None) for t in tables]).cast(self.schema)
+        return self._batch([q])[0][1]
 
 
 def mine(partitions: int, rank: int, world_size: int) -> range:

@@ -11,7 +11,7 @@ import functools
 import re
 
 from langs import regex_literals
-from langs.linguist import load_yaml
+from langs.linguist import disk_cached, load_yaml
 
 BINARY_SCAN = 8000  # Linguist (and git) look for a NUL byte in the first 8000 bytes
 
@@ -60,10 +60,8 @@ class PathRules:
         self.by_ending: dict[str, list[tuple[tuple[str, ...], re.Pattern, int]]] = {}  # last 2 characters -> rules
         self.anywhere: list[tuple[frozenset[str], re.Pattern, int]] = []
         self.always: list[tuple[re.Pattern, int]] = []
-        for rx, bit in self.rules:
-            ends = regex_literals.endings(rx.pattern)
-            lits = regex_literals.needles(rx.pattern)
-            if regex_literals.ends_with_slash(rx.pattern):
+        for (rx, bit), (ends, lits, slash) in zip(self.rules, _analysis(tuple(rx.pattern for rx, _ in self.rules))):
+            if slash:
                 self.dir_rules.append((lits, rx, bit))
             elif ends is not None and min(map(len, ends)) >= 2:
                 for key in sorted({e[-2:] for e in ends}):
@@ -127,6 +125,13 @@ class PathRules:
         """The first group, in the order given, with a rule that matches `path`."""
         found = self._found(path)
         return self.labels[(found & -found).bit_length() - 1] if found else None
+
+
+def _analysis(patterns: tuple[str, ...]) -> list:
+    """Per pattern: its match endings, needles and whether its matches end with "/" (`regex_literals`),
+    kept on disk (`disk_cached`): parsing ~230 regexps is ~0.03 s, a tenth of a short `langs tag` run."""
+    analyse = regex_literals.endings, regex_literals.needles, regex_literals.ends_with_slash
+    return disk_cached("path-rules", "\n".join(patterns).encode(), lambda: [tuple(f(p) for f in analyse) for p in patterns])
 
 
 def _rules_by_needle(rules: list[tuple[frozenset[str] | None, re.Pattern, int]]) -> dict[str, tuple[int, ...]]:

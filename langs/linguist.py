@@ -6,12 +6,12 @@ filename, interpreter and alias indexes. Keys are lower-cased the way Linguist m
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import marshal
 import os
 from dataclasses import dataclass
-
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 LINGUIST = os.path.join(DATA, "linguist")
@@ -33,14 +33,15 @@ def disk_cached(name: str, source: bytes, build):
     except (OSError, EOFError, ValueError, TypeError):
         pass
     data = build()
+    tmp = f"{cached}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(cached), exist_ok=True)
-        tmp = f"{cached}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
             marshal.dump(data, f)
         os.replace(tmp, cached)
     except (OSError, ValueError):
-        pass
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
     return data
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 
-
-def _vars(pairs: list[str]) -> dict[str, str]:
-    out = {}
+def _vars(pairs: list[str], run_dir: str | None = None) -> dict[str, str]:
+    """`--var KEY=VALUE` pairs, and `--run-dir`, which moves `${run_dir}` everywhere in the recipe too."""
+    out = {"run_dir": run_dir} if run_dir else {}
     for p in pairs or []:
         k, sep, v = p.partition("=")
         if not sep:
@@ -16,11 +16,9 @@ def _vars(pairs: list[str]) -> dict[str, str]:
 
 def cmd_run(args) -> int:
     from pipeline.recipe import load_recipe
-    from pipeline.runner import Runner, RunError
+    from pipeline.runner import RunError, Runner
 
-    recipe = load_recipe(args.recipe, _vars(args.var))
-    if args.run_dir:
-        recipe.run_dir = args.run_dir
+    recipe = load_recipe(args.recipe, _vars(args.var, args.run_dir))
     runner = Runner(recipe, executor=args.executor, address=args.address, workers=args.workers, progress=not args.quiet)
     try:
         if args.fresh:
@@ -29,6 +27,8 @@ def cmd_run(args) -> int:
         raise RunError(f"--fresh: unknown stage {e}") from None
     result = runner.run(args.stages.split(",") if args.stages else None)
     print(f"run complete: {result.run_dir} (ran: {', '.join(result.ran) or 'none'}; already done: {', '.join(result.skipped) or 'none'})")
+    for w in result.warnings:
+        print(f"warning: {w}")
     return 0
 
 
@@ -49,7 +49,8 @@ def cmd_report(args) -> int:
 def cmd_demo(args) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(run_dir=args.run_dir, executor=args.executor, workers=args.workers)
+    return run_demo(run_dir=args.run_dir, executor=args.executor, workers=args.workers, real=args.real,
+                    tokens=args.tokens, seeds=args.seeds, variables=_vars(args.var))
 
 
 def add_run_options(p) -> None:
@@ -79,6 +80,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="build sample data and run configs/demo.yaml end to end")
-    p.add_argument("--run-dir", default="runs/demo")
+    p.add_argument("--run-dir", help="default runs/demo (--real: runs/real)")
+    p.add_argument("--real", action="store_true",
+                   help="configs/real.yaml on the installed packages' sources and docs, then a 2-seed ablation (make ablation)")
+    p.add_argument("--tokens", type=int, help="training tokens per model (default 16,384)")
+    p.add_argument("--seeds", type=int, help="seeds per corpus (default 1; --real: 2)")
+    p.add_argument("--var", action="append", help="KEY=VALUE for ${KEY} in the recipe, e.g. benchmarks=DIR (repeatable)")
     add_run_options(p)
     p.set_defaults(func=cmd_demo)

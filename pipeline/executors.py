@@ -1,4 +1,4 @@
-"""Executors: datatrove's Ray executor (default) and local executor, with quiet logging.
+"""Executors: datatrove's Ray executor (default) and local executor, with task retries and a quiet console.
 
 Ray: `ray.init()` starts a local Ray when no address is given; `--address HOST:PORT` joins a
 cluster. Task logs go to `<stage>/_logs/<phase>/logs/`; the console shows warnings only
@@ -11,6 +11,7 @@ import contextlib
 import copy
 import functools
 import hashlib
+import io
 import os
 import signal
 import socket
@@ -20,8 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-import datatrove.executor.base as _dt_base
-import datatrove.utils.logging as _dt_logging
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.executor.ray import RayPipelineExecutor
 from loguru import logger
@@ -40,20 +39,38 @@ def quiet_console() -> None:
     logger.add(sys.stderr, level=LOG_LEVEL, filter=_console_filter, format=lambda r: "{level}: {message}\n")
 
 
-def _task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
-    """datatrove's task logger, with the console at LOG_LEVEL and the full log in the file."""
-    quiet_console()
-    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
-    logger.add(logfile, level="DEBUG", format="{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{line} - {message}")
-    return logfile
+class _Console(io.TextIOBase):
+    """The console stream of a running task. datatrove's task logger (`add_task_logger`, its supported
+    set-up) writes the full log to the task's file and the console to `sys.stderr`; while a task runs,
+    `sys.stderr` is this stream, which prints each record at LOG_LEVEL or above as one line (loguru
+    hands stream sinks the formatted message with its `record`), never a traceback."""
+
+    def __init__(self, out):
+        self.out = out
+        self.level = logger.level(LOG_LEVEL).no
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, message) -> int:
+        record = getattr(message, "record", None)
+        if record is None:  # not a log record (a progress bar, a print): as it is
+            self.out.write(message)
+        elif record["level"].no >= self.level and _console_filter(record):
+            self.out.write(f"{record['level'].name}: {record['message']}\n")
+        return len(message)
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
-# These run in every process that unpickles an executor below (Ray actors, pool workers).
-_dt_base.add_task_logger = _task_logger
-import datatrove.executor.ray as _dt_ray  # noqa: E402
-
-_dt_ray.add_task_logger = _task_logger
-_dt_logging.setup_default_logger = quiet_console
+@contextlib.contextmanager
+def _task_console():
+    try:
+        with contextlib.redirect_stderr(_Console(sys.stderr)):
+            yield
+    finally:
+        quiet_console()  # datatrove's close_task_logger restores its own default console
 
 
 class TaskTimeout(Exception):
@@ -97,7 +114,7 @@ class _Retrying:
                 self.pipeline = copy.deepcopy(pristine)
                 time.sleep(min(60.0, self.backoff_s * 2 ** (attempt - 1)))
             try:
-                with _deadline(self.task_timeout_s):
+                with _deadline(self.task_timeout_s), _task_console():
                     return super()._run_for_rank(rank, local_rank, **kw)
             except Exception as e:
                 if attempt == self.retries:

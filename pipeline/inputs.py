@@ -13,8 +13,6 @@ import os
 import stat
 from collections.abc import Iterator
 
-from pipeline import storage
-
 
 class NotRegularFile(OSError):
     """A local path that is a FIFO, device or socket: opening it could block for ever."""
@@ -31,6 +29,9 @@ def check_regular(path: str) -> None:
 def jsonl_rows(path: str) -> Iterator[tuple[dict | None, str | None, int]]:
     """(row, None, nbytes) for each JSON object, (None, reason, nbytes) for each bad line; `.gz` is read
     decompressed. `nbytes` is the line's length in bytes."""
+    # imported here, not at the top: `langs tag` needs only `check_regular`, and fsspec costs it ~0.07 s
+    from pipeline import storage
+
     check_regular(path)
     with storage.open_file(path, "rb", compression="infer") as f:
         for raw in f:

@@ -1,14 +1,16 @@
-"""Reading and writing stage shards: zstd parquet with the fixed schema of `pipeline.documents`."""
+"""Reading and writing stage shards (zstd parquet with the fixed schema of `pipeline.documents`): the one
+place rows and documents are read from a shard."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 
 from pipeline import documents, storage
 from pipeline.steps import Step
-
 
 GROUP_BYTES = 64 << 20  # a row group holds at most this much text (before compression): the unit of splitting
 Range = tuple[str, int, int]  # (shard path, first row group, end row group)
@@ -34,6 +36,20 @@ def split_row_groups(files: list[str], tasks: int) -> list[list[Range]]:
         else:
             runs.append((path, i, i + 1))
     return out
+
+
+def iter_rows(path: str, columns: list[str] | None = None, row_groups: list[int] | None = None,
+              batch_size: int = 1024) -> Iterator[dict]:
+    """The rows of one parquet file on any filesystem (some columns, some row groups), a batch at a time."""
+    with storage.open_file(path, "rb") as f:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups):
+            yield from batch.to_pylist()
+
+
+def iter_documents(path: str, **kw) -> Iterator[Document]:
+    """The documents of one shard (see `iter_rows` for the options)."""
+    for row in iter_rows(path, **kw):
+        yield documents.from_row(row)
 
 
 class ShardReader(Step):
@@ -66,14 +82,10 @@ class ShardReader(Step):
         if data:
             yield from data
         for path, first, end in self.ranges_for(rank, world_size):
-            with storage.open_file(path, "rb") as f:
-                pf = pq.ParquetFile(f)
-                groups = None if first is None else list(range(first, end))
-                for batch in pf.iter_batches(batch_size=self.batch_size, columns=self.columns, row_groups=groups):
-                    for row in batch.to_pylist():
-                        doc = documents.from_row(row)
-                        self.count_in(doc)
-                        yield doc
+            groups = None if first is None else list(range(first, end))
+            for doc in iter_documents(path, columns=self.columns, row_groups=groups, batch_size=self.batch_size):
+                self.count_in(doc)
+                yield doc
 
 
 class ShardWriter(Step):

@@ -6,13 +6,12 @@ reported at once, and nothing is written before the whole recipe is valid.
 
 from __future__ import annotations
 
-import glob
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline import registry
 from pipeline.stage import PLAIN_NAME, StageSpec
@@ -25,41 +24,6 @@ class RecipeError(Exception):
         self.problems = problems
         super().__init__("\n".join(problems))
 
-
-# ---- reusable field types for stage kinds -------------------------------------------------
-
-
-def _check_input_path(p: str) -> str:
-    if "://" in p:  # remote paths are checked when read; a validator must not hang on a network
-        return p
-    if any(c in p for c in "*?["):
-        if not glob.glob(p, recursive=True):
-            raise ValueError(f"no file matches {p!r}")
-    elif not Path(p).exists():
-        raise ValueError(f"input path does not exist: {p!r}")
-    return p
-
-
-InputPath = Annotated[str, AfterValidator(_check_input_path)]
-"""A path that must exist (local paths and globs are checked at load; remote ones when read)."""
-
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-def _check_ratios(r: dict[str, float]) -> dict[str, float]:
-    if not r:
-        raise ValueError("at least one ratio is required")
-    bad = {k: v for k, v in r.items() if not 0.0 <= v <= 1.0}
-    if bad:
-        raise ValueError(f"ratios must lie in [0, 1], got {bad}")
-    total = sum(r.values())
-    if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"ratios must sum to 1, got {total:g} ({r})")
-    return r
-
-
-Ratios = Annotated[dict[str, float], AfterValidator(_check_ratios)]
-"""Named ratios in [0, 1] that sum to 1 (e.g. a code/math/natural-language mix)."""
 
 
 # ---- the recipe ---------------------------------------------------------------------------
@@ -254,7 +218,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", overrides: dict[str, str] 
         parallel_stages=head.parallel_stages,
         storage_options=options,
         source=source,
-        raw=_interpolate(data, env, [], where),
+        raw={**_interpolate(data, env, [], where), "run_dir": run_dir},
     )
 
 

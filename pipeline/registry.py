@@ -13,6 +13,7 @@ KINDS: dict[str, str] = {
     # core
     "basic_filter": "pipeline.builtin:BasicFilter",
     "concat": "pipeline.builtin:Concat",
+    "files": "pipeline.builtin:Files",
     # GitHub crawl (pipeline/github)
     "github_files": "pipeline.github.stages:GithubFiles",
     "github_filter": "pipeline.github.stages:GithubFilter",

@@ -17,7 +17,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
 from pipeline import registry, storage  # noqa: E402
 from pipeline.status import stage_names  # noqa: E402
@@ -80,8 +79,7 @@ def language_distribution(stage_dir: str) -> tuple[Counter, Counter]:
     """Files and text bytes per `lang` over a stage's shards (reads only those two columns)."""
     files, nbytes = Counter(), Counter()
     for f in storage.list_shards([stage_dir]):
-        with storage.open_file(f, "rb") as fh:
-            t = pq.read_table(fh, columns=["lang", "text"])
+        t = storage.read_parquet(f, columns=["lang", "text"])
         langs = t.column("lang").to_pylist()
         sizes = pc.binary_length(pc.cast(t.column("text"), "binary")).to_pylist()
         for lang, size in zip(langs, sizes):
@@ -132,6 +130,9 @@ def write_report(run_dir: str, output: str | None = None) -> str:
     parts = [f"<h1>codecurate run: {html.escape(run_dir)}</h1>"]
     if stats:
         parts += ["<h2>Funnel</h2>", _funnel(stats), "<h2>Stages</h2>", _stage_table(stats)]
+        warned = [f"<li><b>{html.escape(s['stage'])}</b>: {html.escape(w)}</li>" for s in stats for w in s.get("warnings", [])]
+        if warned:
+            parts += ["<h2>Warnings</h2>", f"<ul>{''.join(warned)}</ul>"]
     else:
         parts.append("<p>No stage has completed yet.</p>")
     # languages as ingested (source stages) and as they end up (the last stage)

@@ -24,6 +24,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from loguru import logger
 from tqdm import tqdm
 
 from pipeline import accounting, documents, storage
@@ -41,6 +42,7 @@ class RunResult:
     run_dir: str
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "stage: line", from every stage's _stats.json
 
 
 def stage_hash(recipe: Recipe, name: str) -> str:
@@ -123,11 +125,11 @@ class Runner:
         resolve = os.path.realpath if local else posixpath.normpath
         root = resolve(root)
         targets = [(n, *storage.fs_and_path(self.stage_dir(n))) for n in names]
-        for n, fs, p in targets:  # all checked before anything is deleted
+        for n, _fs, p in targets:  # all checked before anything is deleted
             # only a real directory strictly inside run_dir: never a link out of it, nor run_dir itself
             if resolve(p) == root or not resolve(p).startswith(root.rstrip("/") + "/") or (local and os.path.islink(p)):
                 raise RunError(f"--fresh {n}: {p} is not a directory inside run_dir {self.run_dir}; nothing deleted")
-        for n, fs, p in targets:
+        for _n, fs, p in targets:
             if fs.exists(p):
                 fs.rm(p, recursive=True)
 
@@ -164,6 +166,9 @@ class Runner:
                 except ClusterError as e:
                     raise RunError(str(e)) from None
             self._run_all(todo, result)
+            for spec in order:
+                stats = storage.read_json(storage.join(self.stage_dir(spec.name), "_stats.json"), {}) or {}
+                result.warnings += [f"{spec.name}: {w}" for w in stats.get("warnings", [])]
         finally:
             if started_ray:
                 import ray
@@ -264,7 +269,10 @@ class Runner:
             "elapsed_s": round(time.time() - t0, 3),
             "executor": self.executor,
             **books,
+            "warnings": spec.warnings(sdir),
         }
+        for w in stats["warnings"]:
+            logger.warning(f"{spec.name}: {w}")
         storage.write_json(storage.join(sdir, "_stats.json"), stats)
         storage.write_text(storage.join(sdir, "_SUCCESS"), stage_hash(self.recipe, spec.name) + "\n")
         return stats

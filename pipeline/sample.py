@@ -241,16 +241,25 @@ def write_warcs(out: Path, pages: list[tuple[str, str, bytes]], files: int = 2) 
     return paths
 
 
-def build_sample(out: str | Path, seed: int = 0) -> Path:
-    """Build (once) the demo's sample input under `out`: `repos/` and `web/`."""
+def build_once(out: str | Path, make) -> Path:
+    """`make(out)` unless `out/.complete` says an earlier build finished; what a killed build left is removed."""
     out = Path(out)
     done = out / ".complete"
     if done.exists():
         return out
     if out.exists():
         shutil.rmtree(out)
-    repos = build_repos(out / "repos", seed)
-    write_warcs(out / "web", generate_pages(seed, code_source=next((r for r in repos if r.name == "jinja2"), None)))
-    write_demo_seeds(out, seed=seed)
+    make(out)
     done.write_text(sys.version.split()[0] + "\n")
     return out
+
+
+def build_sample(out: str | Path, seed: int = 0) -> Path:
+    """Build (once) the demo's sample input under `out`: `repos/` and `web/`."""
+
+    def make(out: Path) -> None:
+        repos = build_repos(out / "repos", seed)
+        write_warcs(out / "web", generate_pages(seed, code_source=next((r for r in repos if r.name == "jinja2"), None)))
+        write_demo_seeds(out, seed=seed)
+
+    return build_once(out, make)

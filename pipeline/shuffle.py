@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 
 from pipeline import documents, storage
+from pipeline.io import iter_documents
 from pipeline.steps import Step
-
 
 GROUP_ROWS = 1 << 16  # rows per routed row group (a partition's run takes ceil(rows / GROUP_ROWS) groups)
 
@@ -45,8 +45,7 @@ class RouteByKey(Step):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         tables = []
         for path in self.shards[rank::world_size]:
-            with storage.open_file(path, "rb") as f:
-                tables.append(pq.read_table(f))
+            tables.append(storage.read_parquet(path))
         table = pa.concat_tables(tables) if tables else documents.SCHEMA.empty_table()
         part = [partition_of(str(k or ""), self.parts) for k in table.column(self.key).to_pylist()]
         order = sorted(range(len(part)), key=lambda i: (part[i], i))
@@ -84,9 +83,6 @@ class PartitionReader(Step):
             groups = storage.read_json(idx, {}).get(str(rank))
             if groups is None:
                 continue
-            with storage.open_file(path, "rb") as f:
-                for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, row_groups=list(range(*groups))):
-                    for row in batch.to_pylist():
-                        doc = documents.from_row(row)
-                        self.count_in(doc)
-                        yield doc
+            for doc in iter_documents(path, row_groups=list(range(*groups))):
+                self.count_in(doc)
+                yield doc

@@ -119,7 +119,19 @@ class StageSpec(BaseModel):
         head = [ctx.split_reader(tasks)] if self.inputs else []
         return [Phase("main", head + self.build(ctx) + [ctx.writer()], tasks)]
 
+    def provenance(self, stage_dir: str, stats: dict) -> dict:
+        """What this stage tells the manifest of shards built downstream ({key: value}), from its own files:
+        the shards never read another kind's private stats. Sections of several stages are merged (numbers
+        added, lists joined, mappings merged key by key). Nothing by default."""
+        return {}
+
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
         """Extra (title, html) sections for `codecurate report`; figures as embedded PNGs."""
+        return []
+
+    @classmethod
+    def warnings(cls, stage_dir: str) -> list[str]:
+        """One-line warnings read from the stage's outputs once it completed. The runner (the driver, not
+        a task) puts them in `_stats.json` and on the console, so they reach the user on any executor."""
         return []

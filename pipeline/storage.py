@@ -143,6 +143,27 @@ def find(path: str, suffixes: tuple[str, ...] = ()) -> list[str]:
     return [with_protocol(path, f) for f in sorted(fs.find(p)) if not suffixes or f.endswith(suffixes)]
 
 
+def input_files(paths: list[str], suffixes: tuple[str, ...], what: str = "input") -> list[str]:
+    """The files a command is given, in the same forms everywhere: a file, a directory (a stage's
+    `part-*.parquet` shards when it has them, else its files ending in `suffixes`, recursively, without
+    names starting with `.` or `_`), a glob, or an fsspec URL of any of these. Raises `StorageError`
+    naming an input that gives no file."""
+    out: list[str] = []
+    for path in paths:
+        if has_glob(path):
+            found = glob(path)
+        elif isdir(path):
+            root = path.split("://", 1)[-1].rstrip("/")
+            found = list_shards([path]) or [f for f in find(path, suffixes)
+                                            if not any(part.startswith((".", "_")) for part in f.split("://", 1)[-1].removeprefix(root).split("/"))]
+        else:
+            found = [path] if exists(path) else []
+        if not found:
+            raise StorageError(f"{what} not found: {path} (no such file, or no {' / '.join(suffixes)} files in it)")
+        out += found
+    return out
+
+
 def ls(path: str) -> list[str]:
     """Names (not paths) directly under a directory; [] when it does not exist."""
     fs, p = fs_and_path(path)
@@ -211,6 +232,22 @@ def write_text(path: str, text: str) -> None:
 
 def write_json(path: str, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+
+
+def read_parquet(path: str, **kw: Any):
+    """A whole parquet file as a table (`pyarrow.parquet.read_table` options)."""
+    import pyarrow.parquet as pq
+
+    with open_file(path, "rb") as f:
+        return pq.read_table(f, **kw)
+
+
+def write_parquet(path: str, table, **kw: Any) -> None:
+    """A parquet file written atomically (`pyarrow.parquet.write_table` options; zstd unless told)."""
+    import pyarrow.parquet as pq
+
+    with atomic_open(path, "wb") as f:
+        pq.write_table(table, f, **{"compression": "zstd", **kw})
 
 
 def rm(path: str) -> None:

@@ -7,8 +7,8 @@ import os
 import random
 
 from dedup.shingles import shingle_bytes
-from dedup.table_input import TableInput
 from pipeline import registry
+from pipeline.builtin import Files
 from pipeline.recipe import Recipe
 from pipeline.runner import Runner
 
@@ -78,7 +78,7 @@ def run_dedup(run_dir, input_path: str, kind: str, executor: str = "local", work
     spec = registry.kind_class(kind).model_validate({"name": "dedup", "kind": kind, "input": "input", **opts})
     recipe = Recipe(
         name="t", run_dir=str(run_dir), seed=0, executor=executor, workers=workers,
-        stages=[TableInput(name="input", kind="table_input", path=input_path), spec],
+        stages=[Files(name="input", kind="files", path=input_path), spec],
     )
     runner = Runner(recipe, progress=False)
     runner.run()

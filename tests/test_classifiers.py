@@ -9,8 +9,9 @@ import random
 import pytest
 
 from classifiers.metrics import auc, evaluate
-from classifiers.model import DEEPSEEKMATH, Classifier, Hyper, TrainError, train, windows
+from classifiers.model import Classifier, TrainError, train, windows
 from classifiers.pages import SeedError, page_prefixes, read_pages
+from classifiers.settings import DEEPSEEKMATH, Hyper
 from classifiers.tokens import DeepSeekBPE, get_tokenizer
 
 SMALL = Hyper(dim=16, bucket=5000, epoch=20, min_count=1, word_ngrams=2)

@@ -16,13 +16,16 @@ sys.path.insert(0, os.path.dirname(__file__))
 from classifier_pool import pool_docs, write_pool, write_seed  # noqa: E402
 from conftest import read_stage  # noqa: E402
 
-from classifiers import loop  # noqa: E402
-from classifiers import annotate, sample  # noqa: E402
+from classifiers import (
+    annotate,  # noqa: E402
+    loop,  # noqa: E402
+    sample,  # noqa: E402
+)
 from classifiers.annotate import AnnotationError  # noqa: E402
-from pipeline.recipe import parse_recipe  # noqa: E402
-from pipeline.runner import Runner, RunError, stage_hash  # noqa: E402
-from pipeline.stage import StageContext  # noqa: E402
 from pipeline import storage  # noqa: E402
+from pipeline.recipe import parse_recipe  # noqa: E402
+from pipeline.runner import RunError, Runner, stage_hash  # noqa: E402
+from pipeline.stage import StageContext  # noqa: E402
 
 HYPER = {"dim": 32, "bucket": 20000, "epoch": 40, "lr": 0.1, "min_count": 1, "word_ngrams": 2}
 

@@ -105,10 +105,10 @@ def test_no_secret_reaches_the_run_dir_or_the_console(cluster_run):
 
 
 def test_a_killed_ray_worker_is_retried_with_the_same_output(tmp_path):
-    import ray.cloudpickle
-
     import conftest
+    import ray.cloudpickle
     from conftest import KillOnce, read_stage
+
     from pipeline.recipe import parse_recipe
     from pipeline.runner import Runner
 

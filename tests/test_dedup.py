@@ -124,7 +124,7 @@ def test_clusters_identical_for_one_and_four_tasks(planted, near4, tmp_path):
 
 
 def test_resume_after_kill_between_phases_gives_identical_output(planted, near4, tmp_path):
-    from dedup.table_input import TableInput
+    from pipeline.builtin import Files
     from pipeline.executors import make_executor
     from pipeline.recipe import Recipe
     from pipeline.runner import Runner
@@ -134,7 +134,7 @@ def test_resume_after_kill_between_phases_gives_identical_output(planted, near4,
     spec = DedupNear(name="dedup", kind="dedup_near", input="input", tasks=4)
     recipe = Recipe(
         name="t", run_dir=run_dir, seed=0, executor="local", workers=1,
-        stages=[TableInput(name="input", kind="table_input", path=planted[1]), spec],
+        stages=[Files(name="input", kind="files", path=planted[1]), spec],
     )
     runner = Runner(recipe, progress=False)
     runner.run(["input"])
@@ -397,7 +397,7 @@ def test_one_url_normalisation_for_both_url_dedups():
 def test_web_extract_url_dedup_keeps_the_first_in_shard_order(tmp_path):
     """Four spellings of one page and repeats of others over four shards: web_extract keeps the first
     of each URL in shard order, for 1 or 3 tasks, like dedup_url with keep: [first]."""
-    from dedup.table_input import TableInput
+    from pipeline.builtin import Files
     from pipeline.recipe import Recipe
     from pipeline.runner import Runner
     from pipeline.web import urls
@@ -417,7 +417,7 @@ def test_web_extract_url_dedup_keeps_the_first_in_shard_order(tmp_path):
         run_dir = tmp_path / f"web{tasks}"
         spec = WebExtract(name="dedup", kind="web_extract", input="input", tasks=tasks, partitions=5)
         Runner(Recipe(name="t", run_dir=str(run_dir), seed=0, executor="local", workers=1,
-                      stages=[TableInput(name="input", kind="table_input", path=d), spec]), progress=False).run()
+                      stages=[Files(name="input", kind="files", path=d), spec]), progress=False).run()
         assert sorted(_kept_ids(str(run_dir))) == expected
         stats = json.load(open(run_dir / "dedup" / "_stats.json"))
         assert stats["balanced"] and stats["dropped"]["duplicate_url"]["docs"] == len(rows) - len(expected)
@@ -432,8 +432,8 @@ def test_centres_split_chains_so_every_removed_document_resembles_its_kept_one(t
     rows += planted_corpus(seed=4, bases=10, noise=5)
     truth = jaccard_pairs(rows)
     d = write_jsonl_shards(rows, tmp_path / "in", shards=2)
-    run_dedup(tmp_path / "comp", d, "dedup_near", workers=1, tasks=2, partitions=3)
-    run_dedup(tmp_path / "cent", d, "dedup_near", workers=1, tasks=2, partitions=3, clusters="centres")
+    run_dedup(tmp_path / "comp", d, "dedup_near", workers=1, tasks=2, partitions=3, clusters="components")
+    run_dedup(tmp_path / "cent", d, "dedup_near", workers=1, tasks=2, partitions=3)  # centres: the default
     comp, cent = _clusters(str(tmp_path / "comp")), _clusters(str(tmp_path / "cent"))
     unlike = [i for i in comp if not comp[i][1] and truth.get(tuple(sorted((i, comp[i][0]))), 0) < 0.7]
     assert unlike and all(i.startswith("c") for i in unlike)  # components: chain members removed for an unlike kept one
@@ -446,3 +446,7 @@ def test_centres_split_chains_so_every_removed_document_resembles_its_kept_one(t
     assert sorted(_kept_ids(str(tmp_path / "cent"))) == sorted(r["id"] for r in rows if r["id"] not in cent or cent[r["id"]][1])
     with pytest.raises(ValidationError, match="needs verify"):
         DedupNear(name="d", kind="dedup_near", input="x", clusters="centres", verify=False)
+    assert DedupNear(name="d", kind="dedup_near", input="x").clusters == "centres"
+    assert DedupNear(name="d", kind="dedup_near", input="x", level="repo").clusters == "centres"
+    assert DedupNear(name="d", kind="dedup_near", input="x", verify=False).clusters == "components"
+    assert DedupNear(name="d", kind="dedup_near", input="x", level="page").clusters == "components"

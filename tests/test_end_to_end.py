@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.demo import DEMO_RECIPE, REPO_ROOT, _demo_seed
 from pipeline.recipe import load_recipe, parse_recipe
-from pipeline.runner import Runner, RunError
+from pipeline.runner import RunError, Runner
 from pipeline.sample import build_sample
 
 pytestmark = pytest.mark.slow
@@ -178,9 +178,8 @@ def test_sigkill_mid_stage_then_resume_is_byte_identical(tmp_path):
 
 
 def test_failing_task_on_ray_names_the_error(tmp_path):
-    import ray.cloudpickle
-
     import conftest
+    import ray.cloudpickle
     from conftest import Boom
 
     ray.cloudpickle.register_pickle_by_value(conftest)  # Boom must travel to the workers

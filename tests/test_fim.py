@@ -8,9 +8,9 @@ import pytest
 from datatrove.data import Document
 
 import tokenizer as tk
-from tokenizer import fim
 from pipeline.mixing.fim import FimTransform
 from pipeline.mixing.shards import encode_documents
+from tokenizer import fim
 
 B, H, E = tk.FIM_BEGIN_TOKEN, tk.FIM_HOLE_TOKEN, tk.FIM_END_TOKEN
 

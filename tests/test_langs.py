@@ -50,7 +50,7 @@ def test_every_one_of_the_338_names_is_reachable():
     unreached = []
     by_name_alone = 0
     for ds in names.names():
-        for i, (path, content) in enumerate(_inputs_for(ds)):
+        for path, content in _inputs_for(ds):
             if tag(path, content).language == ds:
                 by_name_alone += b"-*-" not in content
                 break
@@ -222,6 +222,68 @@ def test_cli_tag_jsonl_and_content_only(tmp_path, capsys):
     assert "missing.c" in capsys.readouterr().err
 
 
+def test_cli_walks_directories_as_os_walk_does(tmp_path, capsys):
+    """Files of a directory by name, then its subdirectories; `.git` and links to directories skipped;
+    a FIFO is one line on stderr; paths are judged relative to the directory given."""
+    from pipeline.cli import main
+
+    (tmp_path / "z.py").write_text("print(1)\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "m.c").write_text("int main(void) { return 0; }\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "x.c").write_text("int x;\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / "a-link").symlink_to(tmp_path / "b", target_is_directory=True)
+    os.mkfifo(tmp_path / "pipe")
+    assert main(["langs", "tag", "--jsonl", str(tmp_path) + "/"]) == 0
+    out = capsys.readouterr()
+    rows = [json.loads(line) for line in out.out.splitlines()]
+    assert [r["path"] for r in rows] == [str(tmp_path) + "/" + p for p in ("z.py", "b/m.c", "docs/x.c")]
+    assert [r.get("reason") for r in rows] == [None, None, "documentation"]  # judged as "docs/x.c", not by tmp_path
+    assert "pipe: skipped, not a regular file" in out.err
+
+
+def test_langs_tag_starts_without_the_other_packages(tmp_path):
+    """`codecurate langs tag` registers only the command modules up to its own: no datatrove, pydantic or fsspec
+    (the other packages' flags are built from their stage classes), and no numpy where no file needs the classifier."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a.py").write_text("print(1)\n")
+    code = ("import sys; from pipeline.cli import main; rc = main(['langs', 'tag', '--jsonl', sys.argv[1]]); "
+            "print(rc, sorted(m for m in ('datatrove', 'pydantic', 'fsspec', 'numpy', 'dedup.stages') if m in sys.modules))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.py")], capture_output=True, text=True, check=True,
+                         cwd=root, env={**os.environ, "PYTHONPATH": root}).stdout
+    assert out.splitlines()[-1] == "0 []"
+
+
+def test_class_scores_are_the_scores_of_those_classes():
+    from langs import classifier
+
+    m = classifier.model()
+    text = "#import <Foundation/Foundation.h>\n@interface A : NSObject\n- (void)run;\n@end\n"
+    full = m.scores(text)
+    some = [m.classes.index(c) for c in ("C", "Objective-C", "C++", "Limbo")]
+    assert m.class_scores(text, some) == pytest.approx([full[i] for i in some], abs=1e-5)
+    assert m.classify(text, ["C", "Objective-C", "Not A Language"])[0][0] == "Objective-C"
+    assert m.classify(text, ["C", "Not A Language"])[-1] == ("Not A Language", 0.0)
+
+
+def test_path_rules_answer_the_same_from_their_cache(tmp_path, monkeypatch):
+    from langs import exclusions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    paths = ["node_modules/x.js", "docs/a.md", "a/b.min.js", "src/a.c", "vendor/x/y.rb", "b/docs/x.c"]
+    groups = {"vendored": exclusions.load_yaml("vendor.yml"), "documentation": exclusions.load_yaml("documentation.yml")}
+    built = exclusions.PathRules(groups)
+    assert any(p.name.startswith("path-rules-") for p in (tmp_path / "codecurate").iterdir())
+    cached = exclusions.PathRules(groups)
+    expected = ["vendored", "documentation", "vendored", None, "vendored", None]
+    assert [built.first(p) for p in paths] == [cached.first(p) for p in paths] == expected
+
+
 def _upstream(run_dir, recipe, stage, docs):
     """Write `docs` as a completed upstream stage, so the test exercises only tag_languages."""
     import pyarrow as pa
@@ -239,9 +301,8 @@ def _upstream(run_dir, recipe, stage, docs):
 
 
 def test_tag_languages_stage(tmp_path):
-    from datatrove.data import Document
-
     import pyarrow.parquet as pq
+    from datatrove.data import Document
 
     from pipeline import documents
     from pipeline.recipe import parse_recipe

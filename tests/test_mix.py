@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import read_stage
 from datatrove.data import Document
 
 from pipeline import registry, storage
@@ -14,7 +15,6 @@ from pipeline.github.repo_docs import build_document
 from pipeline.mixing import mixplan, split
 from pipeline.stage import StageSpec
 from pipeline.steps import Step
-from conftest import read_stage
 
 
 class JsonlDocs(Step):
@@ -248,6 +248,33 @@ def test_oversized_repo_documents_are_split_and_ratios_within_one_point(tmp_path
     assert storage.read_json(f"{run}/mix/_stats.json")["balanced"]
 
 
+def test_unreachable_ratio_reaches_stats_report_and_run_summary(tmp_path, docs_kind, capsys):
+    """The warning is read by the runner (the driver), so it reaches the user whatever executor ran the tasks."""
+    import random
+
+    import yaml
+
+    from pipeline.cli import main
+    from pipeline.report import write_report
+
+    src = docs_kind(tmp_path / "docs.jsonl", _corpus(random.Random(2), repos=1, math_pages=0))
+    run = str(tmp_path / "run")
+    recipe = {"name": "t", "run_dir": run, "executor": "local", "workers": 1, "stages": [
+        {"name": "src", "kind": "test_docs", "path": src}, {"name": "mix", "kind": "mix", "input": "src", "target_tokens": 20_000}]}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["run", str(tmp_path / "r.yaml"), "--quiet"]) == 0
+    line = storage.read_json(f"{run}/mix/mix.json")["warning"]
+    assert line.startswith("mix ratios not reached")
+    assert storage.read_json(f"{run}/mix/_stats.json")["warnings"] == [line]
+    assert storage.read_json(f"{run}/src/_stats.json")["warnings"] == []
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"warning: mix: {line}"
+    assert main(["run", str(tmp_path / "r.yaml"), "--quiet"]) == 0  # already done: the summary still says it
+    assert capsys.readouterr().out.splitlines()[-1] == f"warning: mix: {line}"
+    html = storage.read_bytes(write_report(run)).decode()
+    assert "<h2>Warnings</h2>" in html and "<b>mix</b>: mix ratios not reached" in html
+
+
 def test_unreachable_ratio_warns_and_strict_fails(tmp_path, run_recipe, docs_kind):
     import random
 
@@ -272,8 +299,8 @@ def test_unreachable_ratio_warns_and_strict_fails(tmp_path, run_recipe, docs_kin
 
 
 def _mix_run(tmp_path, run_recipe, docs_kind):
-    docs = [{"id": f"g{i}", "text": "def f(x):\n    return x + %d\n" % i, "metadata": {"source": "github"}} for i in range(40)]
-    docs += [{"id": f"w{i}", "text": "The weather today is fine number %d." % i, "metadata": {"source": "web"}} for i in range(4)]
+    docs = [{"id": f"g{i}", "text": f"def f(x):\n    return x + {i}\n", "metadata": {"source": "github"}} for i in range(40)]
+    docs += [{"id": f"w{i}", "text": f"The weather today is fine number {i}.", "metadata": {"source": "web"}} for i in range(4)]
     src = docs_kind(tmp_path / "docs.jsonl", docs)
     stages = [
         {"name": "src", "kind": "test_docs", "path": src, "tasks": 3},

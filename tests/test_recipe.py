@@ -8,7 +8,8 @@ import sys
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline.recipe import RecipeError, Ratios, load_recipe, parse_recipe
+from pipeline.fields import Ratios
+from pipeline.recipe import RecipeError, load_recipe, parse_recipe
 
 
 def write(tmp_path, text: str):

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import read_stage
+
 from pipeline.recipe import parse_recipe
 from pipeline.remote import ResumableStream, Retry, TransientError
-from pipeline.runner import Runner, RunError
+from pipeline.runner import RunError, Runner
 from pipeline.web.writer import gzip_member, response_record
 
 

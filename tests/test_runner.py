@@ -12,7 +12,7 @@ from conftest import Boom, read_stage
 from pipeline import documents
 from pipeline.io import ShardWriter
 from pipeline.recipe import parse_recipe
-from pipeline.runner import Runner, RunError
+from pipeline.runner import RunError, Runner
 from pipeline.steps import Accounted, Step, Tally
 
 

@@ -6,22 +6,24 @@ import filecmp
 import os
 
 import pytest
-
-import tokenizer as tk
-from pipeline import storage
-from pipeline.mixing.shards import encode_documents
-from pipeline.mixing.megatron import IndexedDataset
 from conftest import read_stage
 from test_mix import docs_kind  # noqa: F401  (fixture)
 
+import tokenizer as tk
+from pipeline import storage
+from pipeline.mixing.megatron import IndexedDataset
+from pipeline.mixing.shards import encode_documents
+
 
 def _docs(n):
+    """Documents as a mix stage leaves them: each with its category (fim and the manifest read it, never re-derive it)."""
     out = []
     for i in range(n):
         if i % 3:
-            out.append({"id": f"c{i}", "text": f"def f{i}(x):\n    return x * {i}  # é\n", "metadata": {"source": "github"}})
+            out.append({"id": f"c{i}", "text": f"def f{i}(x):\n    return x * {i}  # é\n", "metadata": {"source": "github", "category": "code"}})
         else:
-            out.append({"id": f"w{i}", "text": f"Page {i}: the weather is nice, 漢字 <｜fim▁hole｜> text.", "metadata": {"source": "web"}})
+            out.append({"id": f"w{i}", "text": f"Page {i}: the weather is nice, 漢字 <｜fim▁hole｜> text.",
+                        "metadata": {"source": "web", "category": "natural_language"}})
     return out
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import read_stage
+
 from pipeline import storage
 from pipeline.recipe import parse_recipe
-from pipeline.runner import Runner, RunError
+from pipeline.runner import RunError, Runner
 from pipeline.steps import Step
 
 CLI = [sys.executable, "-m", "pipeline.cli"]

@@ -199,8 +199,8 @@ def test_fused_loss_chunks_pieces_and_underflow(monkeypatch, onednn):
 def test_latent_cache_matches_full_recompute(extra):
     """Prefill, a multi-token chunk and single tokens through MLA's latent cache give the logits of one full
     forward; greedy generation with the cache equals generation without it, also once the window slides."""
-    from trainer.eval import generate
     from trainer.attention import LatentCache
+    from trainer.eval import generate
 
     torch.manual_seed(7)
     m = DeepseekV2ForCausalLM(tiny(**extra)).eval()

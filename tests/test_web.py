@@ -92,7 +92,7 @@ def test_charsets_declared_detected_and_undecodable():
     assert charset.decode_html("café".encode("latin-1"), "iso-8859-1") == ("café", "iso8859-1")
     body = '<meta charset="windows-1251"><p>Привет мир</p>'.encode("cp1251")
     assert charset.decode_html(body, None) == ('<meta charset="windows-1251"><p>Привет мир</p>', "cp1251")
-    text, enc = charset.decode_html("naïve résumé".encode("utf-8"), None)
+    text, enc = charset.decode_html("naïve résumé".encode(), None)
     assert text == "naïve résumé" and enc == "utf-8"
     # declared UTF-8 but really cp1252: falls back to the detected encoding
     assert charset.decode_html("€ sign and façade".encode("cp1252"), "utf-8")[0] == "€ sign and façade"

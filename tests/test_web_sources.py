@@ -15,12 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import read_stage
+
 from pipeline.cli import main as cli_main
 from pipeline.recipe import parse_recipe
-from pipeline.runner import Runner, RunError
 from pipeline.remote import RangeReader, Retry, TransientError
+from pipeline.runner import RunError, Runner
 from pipeline.web.writer import gzip_member, response_record
 
 C1, C2 = "CC-MAIN-2024-10", "CC-MAIN-2024-18"

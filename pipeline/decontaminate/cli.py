@@ -1,4 +1,5 @@
-"""`codecurate decontaminate INPUT --benchmarks B... --output DIR`: the decontamination stage on its own."""
+"""`codecurate decontaminate INPUT --benchmarks B... --output DIR`: the decontamination stage on its own, run by
+the runner (config hash, resume, stats) with DIR as the run directory."""
 
 from __future__ import annotations
 
@@ -32,41 +33,43 @@ def parse_benchmark(arg: str):
 
 
 def cmd_decontaminate(args) -> int:
-    import os
-
-    from pipeline import accounting, storage
-    from pipeline.executors import make_executor, quiet_console
-    from pipeline.io import ShardReader, ShardWriter
+    from pipeline import storage
+    from pipeline.builtin import TABLE_SUFFIXES, Files
     from pipeline.decontaminate.benchmarks import BenchmarkIndex
-    from pipeline.decontaminate.stage import Decontaminate
+    from pipeline.decontaminate.stage import DecontaminateStage, removed_by_benchmark
+    from pipeline.recipe import Recipe
+    from pipeline.runner import Runner
 
-    quiet_console()
     try:
         specs = [parse_benchmark(b) for b in args.benchmarks]
+        storage.input_files([args.input], TABLE_SUFFIXES)
         BenchmarkIndex(specs)  # fail early, with one line, on unreadable benchmarks
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, storage.StorageError) as e:
         print(f"codecurate: {e}", file=sys.stderr)
         return 2
-    files = storage.list_shards([args.input])
-    if not files:
-        print(f"codecurate: no part-*.parquet shards in {args.input}", file=sys.stderr)
-        return 2
-    steps = [ShardReader([args.input]), Decontaminate(specs, os.path.join(args.output, "decontam")), ShardWriter(args.output)]
-    logdir = os.path.join(args.output, "_logs")
-    make_executor("local", steps, len(files), args.workers, logdir).run()
-    books = accounting.merge(accounting.task_stats(logdir))
-    storage.write_json(os.path.join(args.output, "_stats.json"), {"stage": "decontaminate", **books})
-    hits = {r.split("/", 1)[1]: d["docs"] for r, d in books["dropped"].items() if r.startswith("contaminated/")}
+    # the runner's way: a re-run with other benchmarks redoes the stage (config hash), a killed one resumes
+    stages = [Files(name="input", kind="files", path=args.input),
+              DecontaminateStage(name="decontaminate", kind="decontaminate", input="input", benchmarks=specs)]
+    recipe = Recipe(name="decontaminate", run_dir=args.output, seed=0, executor=args.executor or "local",
+                    workers=args.workers or 1, stages=stages)
+    Runner(recipe, address=args.address, progress=not args.quiet).run()
+    out = storage.join(args.output, "decontaminate")
+    books = storage.read_json(storage.join(out, "_stats.json"), {})
+    hits = removed_by_benchmark(books)
     print(f"decontaminated {books['in']['docs']} documents: kept {books['kept']['docs']}, removed {sum(hits.values())}"
-          + "".join(f"; {b}: {n}" for b, n in sorted(hits.items())) + f" (details: {args.output}/decontam/)")
+          + "".join(f"; {b}: {n}" for b, n in sorted(hits.items())) + f" (kept documents in {out}; details: {out}/decontam/)")
     return 0
 
 
 def register(sub) -> None:
+    from pipeline.commands import add_run_options
+
     p = sub.add_parser("decontaminate", help="drop documents that overlap benchmarks (10-gram rule)")
-    p.add_argument("input", help="directory of part-*.parquet shards (a stage's output)")
+    p.add_argument("input", help="documents: a parquet or jsonl file (a stage's shards keep their metadata), a directory or glob of them, "
+                                 "or an fsspec URL")
     p.add_argument("--benchmarks", nargs="+", required=True, metavar="B",
                    help="humaneval | NAME=PATH[:FIELD,...] | NAME=hf:ID[:FIELD,...] (known names default their fields)")
-    p.add_argument("--output", required=True, help="output directory for the kept shards and the removal log")
-    p.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
+    p.add_argument("--output", required=True, help="run directory: DIR/decontaminate/ holds the kept shards and the removal log")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_options(p)
     p.set_defaults(func=cmd_decontaminate)

@@ -23,7 +23,6 @@ is recorded per removed document (`<stage>/decontam/removed-NNNNN.jsonl`), the d
 from __future__ import annotations
 
 import json
-import os
 
 from datatrove.data import DocumentsPipeline
 from loguru import logger
@@ -51,10 +50,7 @@ class Decontaminate(Step):
         for name in index.skipped:
             logger.warning(f"benchmark {name}: optional file absent, skipped")
             self.stat_update(f"decontam/skipped_benchmark/{name}", value=1 if rank == 0 else 0)
-        final = storage.join(self.log_dir, f"removed-{rank:05d}.jsonl")
-        fs, p = storage.fs_and_path(final)
-        fs.makedirs(os.path.dirname(p), exist_ok=True)
-        with fs.open(p + ".tmp", "w") as log:
+        with storage.atomic_open(storage.join(self.log_dir, f"removed-{rank:05d}.jsonl"), "w") as log:
             for doc in data:
                 with self.track_time():
                     item = index.match(doc.text)
@@ -64,7 +60,6 @@ class Decontaminate(Step):
                 log.write(json.dumps({"id": doc.id, "source": doc.metadata.get("source"), "benchmark": item.benchmark,
                                       "item": item.item, "field": item.field}, ensure_ascii=False) + "\n")
                 self.drop(doc, f"contaminated/{item.benchmark}")
-        fs.mv(p + ".tmp", p)
 
 
 class DecontaminateStage(StageSpec):
@@ -75,12 +70,21 @@ class DecontaminateStage(StageSpec):
     def build(self, ctx: StageContext):
         return [Decontaminate(self.benchmarks, storage.join(ctx.stage_dir, "decontam"))]
 
+    def provenance(self, stage_dir: str, stats: dict) -> dict:
+        hits = removed_by_benchmark(stats)
+        return {"decontamination": {"stages": [self.name], "documents_in": stats.get("in", {}).get("docs", 0),
+                                    "removed": sum(hits.values()), "by_benchmark": hits}}
+
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
         from pipeline.report import table_html
 
-        hits = {r.split("/", 1)[1]: d["docs"] for r, d in stats.get("dropped", {}).items() if r.startswith("contaminated/")}
-        return [("Decontamination", table_html(["benchmark", "documents removed"], sorted(hits.items())))]
+        return [("Decontamination", table_html(["benchmark", "documents removed"], sorted(removed_by_benchmark(stats).items())))]
+
+
+def removed_by_benchmark(stats: dict) -> dict[str, int]:
+    """Documents removed per benchmark, from a decontamination stage's books (drop reason `contaminated/B`)."""
+    return {r.split("/", 1)[1]: d["docs"] for r, d in stats.get("dropped", {}).items() if r.startswith("contaminated/")}
 
 
 def read_removed(stage_dir: str) -> list[dict]:

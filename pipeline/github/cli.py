@@ -35,18 +35,19 @@ def cmd_clone(args) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from pipeline.flags import FlagError, from_flags
     from pipeline.github.clone import CloneOptions, clone_many
     from pipeline.github.search import RepoListError, read_repo_list
 
-    opts = CloneOptions(args.timeout, args.max_bytes, args.blob_limit, args.retries, args.backoff)
     try:
+        opts = from_flags(CloneOptions, args)
         rows = read_repo_list(args.repo_list)
-    except RepoListError as e:
+    except (FlagError, RepoListError) as e:
         print(f"codecurate github clone: {e}", file=sys.stderr)
         return 2
     jobs = [(r["full_name"], r["clone_url"], os.path.join(args.dest, r["full_name"].replace("/", "__")),
              r.get("default_branch")) for r in rows]
-    results = clone_many(jobs, opts, args.workers)
+    results = clone_many(jobs, opts)
     out = os.path.join(args.dest, "_clone_results.parquet")
     pq.write_table(pa.Table.from_pylist([r.to_dict() for r in results]), out, compression="zstd")
     failed = [r for r in results if not r.ok]
@@ -57,6 +58,9 @@ def cmd_clone(args) -> int:
 
 
 def register(sub) -> None:
+    from pipeline.flags import add_flags
+    from pipeline.github.clone import CloneOptions
+
     gh = sub.add_parser("github", help="discover and fetch GitHub repositories")
     gsub = gh.add_subparsers(dest="github_command", required=True, metavar="COMMAND")
 
@@ -75,10 +79,5 @@ def register(sub) -> None:
     p = gsub.add_parser("clone", help="shallow-clone every repository of a repo list")
     p.add_argument("repo_list", help="parquet written by `github discover`")
     p.add_argument("--dest", required=True, help="directory for the clones (owner__name)")
-    p.add_argument("--workers", type=int, default=4, help="clones at once")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per clone attempt")
-    p.add_argument("--max-bytes", type=int, default=2_000_000_000, help="size cap of a checkout")
-    p.add_argument("--blob-limit", help="git --filter=blob:limit=SIZE (e.g. 1m)")
-    p.add_argument("--retries", type=int, default=2)
-    p.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds (doubles)")
+    add_flags(p, CloneOptions)  # the `clone` key of github_files: one declaration
     p.set_defaults(func=cmd_clone)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field
 
 RETRYABLE = {"timeout", "network", "git_error"}
 
@@ -37,13 +38,16 @@ class CloneResult:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class CloneOptions:
-    timeout_s: float = 600.0
-    max_bytes: int | None = None  # size cap of the checkout
-    blob_limit: str | None = None  # e.g. "1m": `--filter=blob:limit=1m`
-    retries: int = 2
-    backoff_s: float = 2.0
+class CloneOptions(BaseModel):
+    """How repositories are cloned: the `clone` key of `github_files` and the flags of `codecurate github clone`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    timeout_s: float = Field(default=600.0, gt=0, description="seconds per clone attempt")
+    max_bytes: int | None = Field(default=2_000_000_000, ge=1, description="size cap of a checkout in bytes")
+    blob_limit: str | None = Field(default=None, pattern=r"^[0-9]+[kmg]?$", description="git --filter=blob:limit=SIZE, e.g. 1m")
+    retries: int = Field(default=2, ge=0, description="attempts after a failed one (timeouts, network, git errors)")
+    backoff_s: float = Field(default=2.0, ge=0, description="first retry delay in seconds (doubles)")
+    workers: int = Field(default=4, ge=1, description="clones at once")
 
 
 def git_env() -> dict[str, str]:
@@ -117,11 +121,12 @@ def _attempt(url: str, dest: str, opts: CloneOptions, branch: str | None) -> tup
     return None, ""
 
 
-def clone_repo(repo: str, url: str, dest: str, opts: CloneOptions = CloneOptions(), branch: str | None = None,
+def clone_repo(repo: str, url: str, dest: str, opts: CloneOptions | None = None, branch: str | None = None,
                sleep=time.sleep) -> CloneResult:
     """Clone `url` into `dest` (reused if a complete clone is there), retrying transient failures."""
     from pipeline.github.sources import git_head
 
+    opts = opts or CloneOptions()
     if os.path.isdir(dest):
         return CloneResult(repo, url, dest, True, commit=git_head(dest), size_bytes=tree_size(dest))
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
@@ -137,7 +142,8 @@ def clone_repo(repo: str, url: str, dest: str, opts: CloneOptions = CloneOptions
     return CloneResult(repo, url, dest, False, reason, detail, attempt)
 
 
-def clone_many(jobs: list[tuple[str, str, str, str | None]], opts: CloneOptions = CloneOptions(), workers: int = 4) -> list[CloneResult]:
-    """Clone (repo, url, dest, branch) jobs, at most `workers` at once; results in job order."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+def clone_many(jobs: list[tuple[str, str, str, str | None]], opts: CloneOptions | None = None) -> list[CloneResult]:
+    """Clone (repo, url, dest, branch) jobs, at most `opts.workers` at once; results in job order."""
+    opts = opts or CloneOptions()
+    with ThreadPoolExecutor(max_workers=opts.workers) as pool:
         return list(pool.map(lambda j: clone_repo(j[0], j[1], j[2], opts, j[3]), jobs))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import posixpath
 import re
-from functools import lru_cache
+from functools import cache
 
 from pipeline.github.syntax import parse, parser_for
 
@@ -53,7 +53,7 @@ _FALLBACK = re.compile(
 _INDEX_STEMS = ("__init__", "index", "mod")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _query(ts_name: str):
     from tree_sitter import Query
 

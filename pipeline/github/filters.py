@@ -14,7 +14,7 @@ class DeepSeekCoderFilter(Filter):
 
     name = "deepseek-coder filter"
 
-    def __init__(self, thresholds: rules.Thresholds = rules.Thresholds(), syntax_signal: bool = True,
+    def __init__(self, thresholds: rules.Thresholds = rules.DEFAULT, syntax_signal: bool = True,
                  max_syntax_error_ratio: float | None = None):
         super().__init__()
         self.thresholds = thresholds

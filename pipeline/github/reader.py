@@ -22,7 +22,6 @@ from loguru import logger
 
 from langs import tag
 from pipeline import storage
-from pipeline.remote import open_stream
 from pipeline.github import license as licenses
 from pipeline.github.clone import CloneOptions, clone_repo
 from pipeline.github.sources import (
@@ -36,6 +35,7 @@ from pipeline.github.sources import (
     list_directory,
 )
 from pipeline.inputs import NotRegularFile, check_regular
+from pipeline.remote import open_stream
 from pipeline.steps import Step, Tally
 
 
@@ -90,8 +90,7 @@ class RepoFileReader(Step):
         max_bytes: int = 1_000_000,
         source: str = "github",
         clone_dir: str | None = None,
-        clone_options: CloneOptions = CloneOptions(),
-        clone_workers: int = 4,
+        clone_options: CloneOptions | None = None,
         keep_unknown_language: bool = True,
     ):
         super().__init__()
@@ -99,7 +98,7 @@ class RepoFileReader(Step):
         self.units, self.datasets = list(units), list(datasets)
         self.columns = columns or {"content": "content", "path": "path", "repo": "repo"}
         self.max_bytes, self.source = max_bytes, source
-        self.clone_dir, self.clone_options, self.clone_workers = clone_dir, clone_options, clone_workers
+        self.clone_dir, self.clone_options = clone_dir, clone_options or CloneOptions()
 
     # ---- one file --------------------------------------------------------------------------
 
@@ -200,7 +199,7 @@ class RepoFileReader(Step):
 
     def _units(self, units: list[Unit]) -> Iterator[Document]:
         clones = [u for u in units if u.kind == "clone"]
-        with ThreadPoolExecutor(max_workers=max(1, self.clone_workers)) as pool:
+        with ThreadPoolExecutor(max_workers=self.clone_options.workers) as pool:
             fetched = iter(pool.map(self._clone, clones))  # bounded concurrency, results in order
             for u in units:
                 extra = {"stars": u.stars, "license": u.license}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pyarrow.parquet as pq
-
 from pipeline import storage
+from pipeline.io import iter_rows
 
 SAMPLE = 50_000  # documents read per stage for the charts
 
@@ -14,11 +13,10 @@ SAMPLE = 50_000  # documents read per stage for the charts
 def metadata_sample(stage_dir: str, limit: int = SAMPLE) -> list[dict]:
     out: list[dict] = []
     for path in storage.list_shards([stage_dir]):
-        with storage.open_file(path, "rb") as f:
-            for batch in pq.ParquetFile(f).iter_batches(columns=["metadata"], batch_size=4096):
-                out += [json.loads(m or "{}") for m in batch.column(0).to_pylist()]
-                if len(out) >= limit:
-                    return out[:limit]
+        for row in iter_rows(path, columns=["metadata"], batch_size=4096):
+            out.append(json.loads(row["metadata"] or "{}"))
+            if len(out) >= limit:
+                return out
     return out
 
 

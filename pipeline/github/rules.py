@@ -15,22 +15,28 @@ so a file that several rules drop is counted under the cheapest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 from resiliparse.extract.html2text import extract_plain_text
 
+from pipeline.fields import Fraction
 
-@dataclass(frozen=True)
-class Thresholds:
-    max_avg_line_length: float = 100.0
-    max_line_length: int = 1000
-    min_alpha_fraction: float = 0.25
-    xml_prefix_chars: int = 100
-    html_min_visible_fraction: float = 0.20
-    html_min_visible_chars: int = 100
-    json_yaml_min_chars: int = 50
-    json_yaml_max_chars: int = 5000
+
+class Thresholds(BaseModel):
+    """The rules' thresholds (the paper's defaults): the keys of the `github_filter` stage kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_avg_line_length: float = Field(default=100.0, gt=0)
+    max_line_length: int = Field(default=1000, ge=1)
+    min_alpha_fraction: Fraction = 0.25
+    xml_prefix_chars: int = Field(default=100, ge=0)
+    html_min_visible_fraction: Fraction = 0.20
+    html_min_visible_chars: int = Field(default=100, ge=0)
+    json_yaml_min_chars: int = Field(default=50, ge=0)
+    json_yaml_max_chars: int = Field(default=5000, ge=0)
+
+
+DEFAULT = Thresholds()
 
 
 _ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
@@ -120,7 +126,7 @@ def visible_text(html: str) -> str:
     return extract_plain_text(html, main_content=False)
 
 
-def check(text: str, lang: str | None, t: Thresholds = Thresholds()) -> str | None:
+def check(text: str, lang: str | None, t: Thresholds = DEFAULT) -> str | None:
     """The first rule, cheapest first (see above), that drops the file, or None to keep it. `lang` is the
     DeepSeek/Linguist name."""
     lang = lang.lower() if lang else ""

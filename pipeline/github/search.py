@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import requests
 from loguru import logger
 
@@ -196,13 +195,7 @@ def discover(client: SearchClient, query: Query) -> list[dict]:
 
 
 def write_repo_list(rows: list[dict], path: str) -> None:
-    fs, p = storage.fs_and_path(path)
-    parent = os.path.dirname(p)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    with fs.open(p + ".tmp", "wb") as f:
-        pq.write_table(pa.Table.from_pylist(rows, schema=REPO_SCHEMA), f, compression="zstd")
-    fs.mv(p + ".tmp", p)
+    storage.write_parquet(path, pa.Table.from_pylist(rows, schema=REPO_SCHEMA))
 
 
 class RepoListError(ValueError):
@@ -212,8 +205,7 @@ class RepoListError(ValueError):
 def read_repo_list(path: str) -> list[dict]:
     """The rows of a repo list (parquet, as `write_repo_list` writes it). Raises `RepoListError`."""
     try:
-        with storage.open_file(path, "rb") as f:
-            table = pq.read_table(f)
+        table = storage.read_parquet(path)
     except FileNotFoundError:
         raise RepoListError(f"{path}: repo list not found") from None
     except (OSError, pa.ArrowException) as e:

@@ -1,7 +1,7 @@
 """Where repository files come from: local directories, .tar.gz/.zip archives, file-level datasets.
 
-Archives and datasets are opened through fsspec (local, s3://, https://). A directory or archive is listed as `Entry`s (path, size, how to read it, or why it must be
-skipped) without extracting anything: archive members are read in memory, and members whose
+Archives and datasets are opened through fsspec (local, s3://, https://). A directory or archive
+is listed as `Entry`s (path, size, how to read it, or why it must be skipped) without extracting anything: archive members are read in memory, and members whose
 names escape the archive root (absolute, `..`) or that are links or devices are refused with a
 reason. Datasets (parquet or jsonl with content/path/repo columns, The Stack's layout) are
 streamed with pyarrow, and each row goes to the task that owns its repo.

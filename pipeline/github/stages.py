@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline import storage
-from pipeline.recipe import Fraction, InputPath
+from pipeline.fields import Fraction, InputPath
+from pipeline.github.clone import CloneOptions
+from pipeline.github.rules import Thresholds
 from pipeline.stage import Phase, StageContext, StageSpec
 
 
@@ -23,16 +25,6 @@ class DatasetColumns(BaseModel):
     license: str | None = None
 
 
-class CloneSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    timeout_s: float = Field(default=600.0, gt=0)
-    max_bytes: int | None = Field(default=2_000_000_000, ge=1)
-    blob_limit: str | None = Field(default=None, pattern=r"^[0-9]+[kmg]?$")
-    retries: int = Field(default=2, ge=0)
-    backoff_s: float = Field(default=2.0, ge=0)
-    workers: int = Field(default=4, ge=1)
-
-
 class GithubFiles(StageSpec):
     """One document per file of local repositories (`paths`), archives, clones of a discovered
     repo list, and file-level datasets; exclusions and oversized files dropped with reasons."""
@@ -45,7 +37,7 @@ class GithubFiles(StageSpec):
     dataset_columns: DatasetColumns = DatasetColumns()
     repo_list: InputPath | None = None
     clone_dir: str | None = None
-    clone: CloneSettings = CloneSettings()
+    clone: CloneOptions = CloneOptions()
     max_bytes: int = Field(default=1_000_000, ge=1)
     unknown_language: Literal["keep", "drop"] = "keep"  # files outside DeepSeek-Coder's language list
     source: str = "github"
@@ -89,9 +81,7 @@ class GithubFiles(StageSpec):
         return max(1, min(64, max(len(self.units()), len(dataset_pieces(storage.expand(self.datasets, "dataset file"))))))
 
     def build(self, ctx: StageContext):
-        from pipeline.github.clone import CloneOptions
         from pipeline.github.reader import RepoFileReader
-
         from pipeline.github.sources import column_problem, dataset_pieces
         from pipeline.runner import RunError
 
@@ -100,33 +90,21 @@ class GithubFiles(StageSpec):
         for path in datasets:  # a file without a named column is a mistake in the recipe or the data: one line
             if why := column_problem(path, wanted):
                 raise RunError(f"stages.{self.name}.datasets: {why}")
-        c = self.clone
-        opts = CloneOptions(c.timeout_s, c.max_bytes, c.blob_limit, c.retries, c.backoff_s)
         return [RepoFileReader(self.units(), dataset_pieces(datasets), self.dataset_columns.model_dump(), self.max_bytes,
-                               self.source, self.clone_dir, opts, c.workers, self.unknown_language == "keep")]
+                               self.source, self.clone_dir, self.clone, self.unknown_language == "keep")]
 
 
-class GithubFilter(StageSpec):
-    """DeepSeek-Coder's file filters (thresholds below are the paper's) and the syntax signal."""
+class GithubFilter(StageSpec, Thresholds):
+    """DeepSeek-Coder's file filters (the thresholds, `rules.Thresholds`, are the paper's) and the syntax signal."""
 
-    max_avg_line_length: float = Field(default=100.0, gt=0)
-    max_line_length: int = Field(default=1000, ge=1)
-    min_alpha_fraction: Fraction = 0.25
-    xml_prefix_chars: int = Field(default=100, ge=0)
-    html_min_visible_fraction: Fraction = 0.20
-    html_min_visible_chars: int = Field(default=100, ge=0)
-    json_yaml_min_chars: int = Field(default=50, ge=0)
-    json_yaml_max_chars: int = Field(default=5000, ge=0)
+    model_config = ConfigDict(extra="forbid", frozen=False)
     syntax_signal: bool = True
     max_syntax_error_ratio: Fraction | None = None
 
     def build(self, ctx: StageContext):
         from pipeline.github.filters import DeepSeekCoderFilter
-        from pipeline.github.rules import Thresholds
 
-        t = Thresholds(self.max_avg_line_length, self.max_line_length, self.min_alpha_fraction, self.xml_prefix_chars,
-                       self.html_min_visible_fraction, self.html_min_visible_chars, self.json_yaml_min_chars,
-                       self.json_yaml_max_chars)
+        t = Thresholds(**self.model_dump(include=set(Thresholds.model_fields)))
         return [DeepSeekCoderFilter(t, self.syntax_signal, self.max_syntax_error_ratio)]
 
     @classmethod

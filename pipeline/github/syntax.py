@@ -7,7 +7,7 @@ languages without a grammar get None.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 # DeepSeek / Linguist names whose tree-sitter-language-pack name is not just the lower-cased name
 _GRAMMAR = {
@@ -19,7 +19,7 @@ _GRAMMAR = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def parser_for(lang: str | None):
     """A tree-sitter parser for a language name, or None without a grammar."""
     if not lang:

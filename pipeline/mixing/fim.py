@@ -12,8 +12,8 @@ from typing import Literal
 from datatrove.data import Document, DocumentsPipeline
 from pydantic import Field
 
-from pipeline.mixing.mix import categorize
-from pipeline.recipe import Fraction
+from pipeline.fields import Fraction
+from pipeline.mixing import category
 from pipeline.stage import StageContext, StageSpec
 from pipeline.steps import Step
 from tokenizer import fim
@@ -41,7 +41,7 @@ class FimTransform(Step):
     def eligible(self, doc: Document) -> bool:
         if "fim" in doc.metadata:
             return False
-        return self.categories is None or categorize(doc.metadata) in self.categories
+        return self.categories is None or category.of(doc.metadata) in self.categories
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for doc in data:
@@ -67,10 +67,16 @@ class Fim(StageSpec):
     mode: Literal["psm", "spm", "mix"] = "psm"
     spm_rate: Fraction = Field(default=0.5, description="share of SPM among FIM documents when mode is mix")
     unit: Literal["char", "line"] = "char"
-    categories: list[str] | None = ["code"]  # by metadata["category"], else the mixer's rule
+    categories: list[str] | None = ["code"]  # by metadata["category"] (written by mix); null: every document
 
     def build(self, ctx: StageContext):
         return [FimTransform(self.rate, self.mode, self.spm_rate, self.unit, self.categories, ctx.stage_seed)]
+
+    def provenance(self, stage_dir: str, stats: dict) -> dict:
+        s = fim_step_stats(stats)
+        elig, applied = int(s.get("fim/eligible", 0)), int(s.get("fim/applied", 0))
+        return {"fim": {"stage": self.name, "rate_target": self.rate, "mode": self.mode, "eligible": elig, "applied": applied,
+                        "rate": applied / elig if elig else 0.0}}
 
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:

@@ -24,9 +24,11 @@ import contextlib
 import os
 import struct
 import weakref
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
+
+from pipeline import storage
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -48,7 +50,7 @@ class IndexedDatasetWriter:
     """Appends documents to the local file `PREFIX.bin`; `finalize()` writes `PREFIX.idx`. (For a
     remote destination, write in `pipeline.storage.scratch()` and `upload` both files.)
 
-    Both files are written under temporary names and renamed at the end, so an interrupted
+    Both files are written atomically (`storage.atomic_open`), the index last, so an interrupted
     writer never leaves a dataset that looks complete.
     """
 
@@ -57,8 +59,8 @@ class IndexedDatasetWriter:
         self.dtype = np.dtype(dtype)
         if self.dtype not in _CODES:
             raise ValueError(f"unsupported dtype {self.dtype} (expected one of {sorted(map(str, _CODES))})")
-        os.makedirs(os.path.dirname(self.path_prefix) or ".", exist_ok=True)
-        self._bin = open(self.path_prefix + ".bin.tmp", "wb")
+        self._files = contextlib.ExitStack()
+        self._bin = self._files.enter_context(storage.atomic_open(self.path_prefix + ".bin", "wb"))
         self._sizes: list[int] = []
         self._done = False
 
@@ -73,13 +75,13 @@ class IndexedDatasetWriter:
         if self._done:
             return
         self._done = True
-        self._bin.close()
+        self._files.close()  # the .bin is complete
         sizes = np.asarray(self._sizes, dtype=np.int32)
         pointers = np.zeros(len(sizes), dtype=np.int64)
         if len(sizes) > 1:
             np.cumsum(sizes[:-1].astype(np.int64) * self.dtype.itemsize, out=pointers[1:])
         doc_idx = np.arange(len(sizes) + 1, dtype=np.int64)
-        with open(self.path_prefix + ".idx.tmp", "wb") as f:
+        with storage.atomic_open(self.path_prefix + ".idx", "wb") as f:
             f.write(MAGIC)
             f.write(struct.pack("<Q", VERSION))
             f.write(struct.pack("<B", _CODES[self.dtype]))
@@ -88,17 +90,15 @@ class IndexedDatasetWriter:
             f.write(sizes.tobytes(order="C"))
             f.write(pointers.tobytes(order="C"))
             f.write(doc_idx.tobytes(order="C"))
-        os.replace(self.path_prefix + ".bin.tmp", self.path_prefix + ".bin")
-        os.replace(self.path_prefix + ".idx.tmp", self.path_prefix + ".idx")
 
-    def __enter__(self) -> "IndexedDatasetWriter":
+    def __enter__(self) -> IndexedDatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.finalize()
         else:
-            self._bin.close()
+            self._files.__exit__(exc_type, exc, tb)  # the partial .bin is removed
 
 
 class IndexedDataset:
@@ -109,8 +109,6 @@ class IndexedDataset:
     """
 
     def __init__(self, path_prefix: str):
-        from pipeline import storage
-
         self.path_prefix = str(path_prefix)
         files = contextlib.ExitStack()
         self._close = weakref.finalize(self, files.close)

@@ -1,11 +1,7 @@
 """The data mixer: a target token budget split over categories and sources, seeded.
 
-Category of a document (first rule that applies):
-1. `metadata["category"]` when it is already set;
-2. the recall classifiers' scores (`recall` stage, classifiers/) `metadata["scores"] =
-   {"code": p, "math": p}`: the best label whose score is at least `recall_threshold`;
-3. the stage's `categories` map from `source` (default: github -> code, web -> natural_language);
-4. otherwise natural_language.
+Each document's category is decided here, once (`category.decide`), and written as
+`metadata["category"]`, which later stages read.
 
 Tokens are counted with the stage's tokenizer, plus one for the EOS the shards append.
 The budget `target_tokens` (default: the largest one the scarcest category fills without
@@ -33,51 +29,19 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from loguru import logger
 from pydantic import Field
 
-from pipeline import documents, storage
-from pipeline.mixing import mixplan
+from pipeline import storage
+from pipeline.fields import Fraction, Ratios
+from pipeline.io import iter_documents
+from pipeline.mixing import category, mixplan
 from pipeline.mixing.split import pieces, window_document
-from pipeline.recipe import Fraction, Ratios
 from pipeline.stage import Phase, StageContext, StageSpec
 from pipeline.steps import Step
 
-CATEGORIES = ("code", "math", "natural_language")
 DEFAULT_RATIOS = {"code": 0.6, "math": 0.1, "natural_language": 0.3}
-DEFAULT_SOURCE_CATEGORIES = {"github": "code", "web": "natural_language"}
-
-
-def categorize(meta: dict, source_categories: dict[str, str] | None = None, recall_threshold: float = 0.5) -> str:
-    cat = meta.get("category")
-    if isinstance(cat, str) and cat:
-        return cat
-    recall = meta.get("scores")
-    if isinstance(recall, dict) and recall:
-        label, score = max(recall.items(), key=lambda kv: (kv[1], kv[0]))
-        if label in CATEGORIES and score >= recall_threshold:
-            return label
-    src = meta.get("source")
-    mapping = DEFAULT_SOURCE_CATEGORIES if source_categories is None else source_categories
-    return mapping.get(src, "natural_language")
-
-
-def write_table(path: str, table: pa.Table) -> None:
-    with storage.atomic_open(path, "wb") as f:
-        pq.write_table(table, f)
-
-
-def read_table(path: str) -> pa.Table:
-    with storage.open_file(path, "rb") as f:
-        return pq.read_table(f)
-
-
-def _iter_rows(path: str):
-    with storage.open_file(path, "rb") as f:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
-            yield from batch.to_pylist()
 
 
 def _token_counter(tok):
@@ -106,7 +70,7 @@ class CountTokens(Step):
 
         def flush(batch: list[Document]) -> None:
             for doc, n in zip(batch, count([d.text for d in batch])):
-                cat = categorize(doc.metadata, self.source_categories, self.recall_threshold)
+                cat = category.decide(doc.metadata, self.source_categories, self.recall_threshold)
                 key = (cat, str(doc.metadata.get("source")), mixplan.size_class(n + 1),
                        mixplan.bucket(mixplan.doc_keys(self.seed, doc.id)[0]))
                 sums[key] += n + 1
@@ -115,15 +79,15 @@ class CountTokens(Step):
 
         for path in self.input_files[rank::world_size]:
             batch: list[Document] = []
-            for row in _iter_rows(path):
-                batch.append(documents.from_row(row))
+            for doc in iter_documents(path):
+                batch.append(doc)
                 if len(batch) >= 256:
                     flush(batch)
                     batch = []
             flush(batch)
-        write_table(storage.join(self.out_dir, f"tokens-{rank:05d}.parquet"), pa.table({"tokens": pa.array(tokens, pa.int64())}))
+        storage.write_parquet(storage.join(self.out_dir, f"tokens-{rank:05d}.parquet"), pa.table({"tokens": pa.array(tokens, pa.int64())}))
         keys = sorted(sums)
-        write_table(storage.join(self.out_dir, f"sums-{rank:05d}.parquet"), pa.table({
+        storage.write_parquet(storage.join(self.out_dir, f"sums-{rank:05d}.parquet"), pa.table({
             "category": pa.array([k[0] for k in keys], pa.string()), "source": pa.array([k[1] for k in keys], pa.string()),
             "size_class": pa.array([k[2] for k in keys], pa.int16()), "bucket": pa.array([k[3] for k in keys], pa.int16()),
             "tokens": pa.array([sums[k] for k in keys], pa.int64()), "docs": pa.array([docs[k] for k in keys], pa.int64())}))
@@ -136,7 +100,7 @@ def merge_sums(paths: list[str]) -> tuple[dict, dict]:
     hists: dict = defaultdict(lambda: np.zeros((mixplan.SIZE_CLASSES, mixplan.BUCKETS), np.int64))
     docs: dict = defaultdict(int)
     for path in paths:
-        t = read_table(path).combine_chunks()
+        t = storage.read_parquet(path).combine_chunks()
         if not t.num_rows:
             continue
         cat, src = (t.column(c).chunk(0).dictionary_encode() for c in ("category", "source"))
@@ -190,12 +154,12 @@ class Sample(Step):
 
         count = _token_counter(tk.load(self.tokenizer))
         planned = storage.read_json(self.plan_path)["categories"]
-        tokens = read_table(storage.join(self.counts_dir, f"tokens-{rank:05d}.parquet")).column("tokens").to_pylist()
+        tokens = storage.read_parquet(storage.join(self.counts_dir, f"tokens-{rank:05d}.parquet")).column("tokens").to_pylist()
         got: dict = defaultdict(Counter)
         read = 0
         for i, doc in enumerate(data):
             read += 1
-            cat = categorize(doc.metadata, self.source_categories, self.recall_threshold)
+            cat = category.decide(doc.metadata, self.source_categories, self.recall_threshold)
             src = str(doc.metadata.get("source"))
             entry = planned.get(cat, {}).get("sources", {}).get(src)
             u, v = mixplan.doc_keys(self.seed, doc.id)
@@ -252,8 +216,8 @@ class Summarize(Step):
         storage.write_json(self.summary_path, summary)  # target vs achieved, also when the stage then fails
         if summary["warning"] and self.strict:
             raise MixError(summary["warning"] + " (strict)")
-        if summary["warning"]:
-            logger.warning(summary["warning"])
+        if summary["warning"]:  # the task log; the runner shows it from `warnings` below
+            logger.info(summary["warning"])
         return
         yield
 
@@ -264,7 +228,7 @@ class Mix(StageSpec):
     target_tokens: int | None = Field(default=None, ge=0)
     ratios: Ratios = Field(default_factory=lambda: dict(DEFAULT_RATIOS))
     source_weights: dict[str, float] = {}
-    categories: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SOURCE_CATEGORIES))
+    categories: dict[str, str] = Field(default_factory=lambda: dict(category.DEFAULT_SOURCE_CATEGORIES))
     recall_threshold: Fraction = 0.5
     tokenizer: str = "deepseek"
     tolerance: Fraction = Field(default=0.01, description="how far (share of tokens) an achieved ratio may miss its target")
@@ -286,12 +250,20 @@ class Mix(StageSpec):
             Phase("summary", [Summarize(plan_path, achieved, n, summary, self.tolerance, self.strict)], 1),
         ]
 
+    def provenance(self, stage_dir: str, stats: dict) -> dict:
+        return {"mix": storage.read_json(storage.join(stage_dir, "mix.json"))}
+
     @classmethod
     def report_sections(cls, stage_dir: str, stats: dict) -> list[tuple[str, str]]:
         summary = storage.read_json(storage.join(stage_dir, "mix.json"))
         if not summary:
             return []
         return [("Mix", mix_chart_html(summary))]
+
+    @classmethod
+    def warnings(cls, stage_dir: str) -> list[str]:
+        summary = storage.read_json(storage.join(stage_dir, "mix.json")) or {}
+        return [summary["warning"]] if summary.get("warning") else []
 
 
 def mix_line(summary: dict) -> str:

@@ -14,8 +14,9 @@ stage) is encoded piece by piece with the sentinel ids between the pieces; any o
 encoded with special-token strings treated as text.
 
 Phases: a two-pass shuffle. `tokenize` (one task per input shard) encodes each document and
-routes it to output shard `k` by a seeded hash of its id, writing one work file per (task, output
-shard) it has documents for; `shuffle` (`shards` tasks) reads shard `k`'s work files, orders them
+routes it to output shard `k` by a seeded hash of its id, writing one work file per task with a row
+group per output shard (`dedup.work`: files O(tasks), not tasks x shards); `shuffle` (`shards` tasks)
+reads shard `k`'s row groups of every work file (one footer in memory at a time), orders them
 by a second seeded key (ties, i.e. equal ids, by the row's own hash) and writes the parquet shard
 and its `.bin/.idx` (built in node-local scratch, then uploaded) with its part of the manifest;
 `manifest` merges those parts. No task sees more than its own documents, and the bytes do not
@@ -36,11 +37,12 @@ import pyarrow.compute as pc
 from datatrove.data import DocumentsPipeline
 from pydantic import Field
 
+from dedup.work import PartReader, PartWriter, glob, task_file
 from pipeline import documents, storage
 from pipeline.io import ShardWriter
-from pipeline.mixing.fim import fim_step_stats
+from pipeline.mixing import category
 from pipeline.mixing.megatron import IndexedDatasetWriter
-from pipeline.mixing.mix import categorize, read_table, write_table
+from pipeline.registry import kind_class
 from pipeline.stage import Phase, StageContext, StageSpec
 from pipeline.steps import Step
 from tokenizer import fim
@@ -85,7 +87,7 @@ class Tokenize(Step):
         import tokenizer as tk
 
         tok = tk.load(self.tokenizer)
-        parts: dict[int, dict[str, list]] = defaultdict(lambda: {f: [] for f in ROUTE_SCHEMA.names})
+        out = PartWriter(task_file(self.work_dir, rank), ROUTE_SCHEMA)
         for batch in _batches(data or (), self.batch_size):
             docs = []
             for d in batch:
@@ -95,23 +97,24 @@ class Tokenize(Step):
                     self.drop(d, "empty")
             with self.track_time("batch"):
                 encoded = encode_documents(tok, docs, self.add_bos)
+            p: dict[str, list] = {f: [] for f in ROUTE_SCHEMA.names}
+            dests = []
             for d, ids in zip(docs, encoded):
                 d.metadata["tokens"] = len(ids)
                 row = documents.dumps(documents.to_row(d))
                 dest, key = route(self.seed, d.id, self.n_out)
-                p = parts[dest]
+                dests.append(dest)
                 p["key"].append(key)
                 p["tie"].append(int.from_bytes(_hash64(row.encode("utf-8", "surrogatepass")), "little"))
                 p["row"].append(row)
                 p["ids"].append(np.asarray(ids, np.uint32).tobytes())
                 p["source"].append(str(d.metadata.get("source")))
-                p["category"].append(categorize(d.metadata))
+                p["category"].append(category.of(d.metadata))
                 p["tokens"].append(len(ids))
                 p["fim"].append(d.metadata["fim"]["mode"] if "fim" in d.metadata else None)
+            out.add(pa.table(p, schema=ROUTE_SCHEMA), np.array(dests, np.int64))
             self.stat_update("tokens", value=sum(map(len, encoded)))
-        for k in sorted(parts):
-            write_table(storage.join(self.work_dir, f"shard-{k:05d}", f"from-{rank:05d}.parquet"),
-                        pa.table(parts.pop(k), schema=ROUTE_SCHEMA))
+        out.close()
         return
         yield
 
@@ -127,8 +130,7 @@ class Shuffle(Step):
         self.work_dir, self.out_dir, self.parts_dir = work_dir, out_dir, parts_dir
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        files = storage.glob(storage.join(self.work_dir, f"shard-{rank:05d}", "from-*.parquet"))
-        table = pa.concat_tables([read_table(f) for f in files]) if files else ROUTE_SCHEMA.empty_table()
+        table = PartReader(glob(self.work_dir, "t*.parquet"), ROUTE_SCHEMA).read(rank)
         table = table.take(np.lexsort((table.column("tie").to_numpy(), table.column("key").to_numpy())))
         name = f"tokens-{rank:05d}"
         with storage.scratch() as tmp:
@@ -184,6 +186,19 @@ def recipe_digest(recipe: dict, run_dir: str) -> str:
     return hashlib.sha256(text.replace(run_dir.rstrip("/"), "${run_dir}").encode()).hexdigest()
 
 
+def _merge(a, b):
+    """Two stages' manifest sections as one: numbers added, lists joined, mappings merged key by key."""
+    if a is None:
+        return b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {**a, **{k: _merge(a.get(k), v) for k, v in b.items()}}
+    if isinstance(a, list) and isinstance(b, list):
+        return a + b
+    if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+        return a + b
+    return b
+
+
 def build_manifest(run_dir: str, stage: str, parts_dir: str, n_shards: int, tokenizer_name: str, add_bos: bool,
                    seed: int) -> dict:
     import tokenizer as tk
@@ -217,24 +232,11 @@ def build_manifest(run_dir: str, stage: str, parts_dir: str, n_shards: int, toke
         "mix": None,
     }
     for up in _upstream(recipe, stage):
+        spec = kind_class(up["kind"]).model_construct(**up)  # as the recipe ran it; defaults filled in
         sdir = storage.join(run_dir, up["name"])
-        stats = storage.read_json(storage.join(sdir, "_stats.json"), {}) or {}
-        if up.get("kind") == "decontaminate":
-            hits = {r.split("/", 1)[1]: d["docs"] for r, d in stats.get("dropped", {}).items() if r.startswith("contaminated/")}
-            prev = manifest["decontamination"] or {"stages": [], "documents_in": 0, "removed": 0, "by_benchmark": {}}
-            prev["stages"].append(up["name"])
-            prev["documents_in"] += stats.get("in", {}).get("docs", 0)
-            prev["removed"] += sum(hits.values())
-            for b, n in hits.items():
-                prev["by_benchmark"][b] = prev["by_benchmark"].get(b, 0) + n
-            manifest["decontamination"] = prev
-        elif up.get("kind") == "mix":
-            manifest["mix"] = storage.read_json(storage.join(sdir, "mix.json"))
-        elif up.get("kind") == "fim":
-            s = fim_step_stats(stats)
-            elig, applied = int(s.get("fim/eligible", 0)), int(s.get("fim/applied", 0))
-            manifest["fim"].update({"stage": up["name"], "rate_target": up.get("rate", 0.5), "mode": up.get("mode", "psm"),
-                                    "eligible": elig, "applied": applied, "rate": applied / elig if elig else 0.0})
+        section = spec.provenance(sdir, storage.read_json(storage.join(sdir, "_stats.json"), {}) or {})
+        for key, value in section.items():
+            manifest[key] = _merge(manifest.get(key), value)
     if manifest["mix"]:
         manifest["ratios_target"] = manifest["mix"].get("ratios_target")
     return manifest

@@ -7,13 +7,14 @@ run directory, so it resumes after a kill and writes `DIR/extract/part-NNNNN.par
 from __future__ import annotations
 
 
-
 def cmd_extract(args) -> int:
+    from pipeline import storage
     from pipeline.recipe import parse_recipe
     from pipeline.runner import Runner
-    from pipeline import storage
 
-    ingest = {"name": "ingest", "kind": "web_ingest", "paths": args.inputs, "max_record_bytes": args.max_record_mb << 20}
+    ingest = {"name": "ingest", "kind": "web_ingest", "paths": args.inputs}
+    if args.max_record_mb is not None:  # else the stage kind's default
+        ingest["max_record_bytes"] = args.max_record_mb << 20
     if args.s3_endpoint:
         ingest["storage_options"] = {"s3": {"endpoint_url": args.s3_endpoint}}
     extract = {"name": "extract", "kind": "web_extract", "input": "ingest", "main_content": not args.keep_boilerplate, "dedup_urls": not args.keep_duplicates}
@@ -40,7 +41,7 @@ def register(sub) -> None:
     p.add_argument("--output", required=True, help="output directory (the run directory; resumable)")
     p.add_argument("--executor", choices=["ray", "local"], default="local")
     p.add_argument("--workers", type=int, default=2, help="tasks run at once (outputs do not depend on it)")
-    p.add_argument("--max-record-mb", type=int, default=16, help="skip records larger than this (default 16)")
+    p.add_argument("--max-record-mb", type=int, help="skip records larger than this (default: web_ingest's max_record_bytes, 16 MiB)")
     p.add_argument("--s3-endpoint", help="S3 endpoint URL for s3:// inputs (a mirror or a local server)")
     p.add_argument("--keep-boilerplate", action="store_true", help="extract the whole page, not only main content")
     p.add_argument("--keep-duplicates", action="store_true", help="keep repeated URLs")

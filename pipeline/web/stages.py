@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, model_validator
 
 from pipeline import storage
-from pipeline.recipe import Fraction, InputPath
+from pipeline.fields import Fraction, InputPath
 from pipeline.stage import Phase, StageContext, StageSpec
 from pipeline.web import sources
 

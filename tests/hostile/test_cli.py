@@ -16,6 +16,7 @@ from test_github_clone import daemon  # noqa: F401 - the git daemon fixture
 
 from pipeline.github.clone import CloneOptions, clone_repo
 from pipeline.github.search import write_repo_list
+
 from .corpus import books, cli, dropped, one_line, recipe
 
 

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from pipeline.recipe import RecipeError, parse_recipe
-from pipeline.runner import Runner, RunError
+from pipeline.runner import RunError, Runner
+
 from .corpus import cli, files, one_line, recipe
 
 

@@ -11,6 +11,7 @@ from conftest import read_stage
 
 from pipeline.web import charset
 from pipeline.web.writer import response_record, write_warc
+
 from .corpus import books, dropped
 
 PROSE = "Le café de la gare est fermé le dimanche; la crème brûlée y est très appréciée. " * 20
