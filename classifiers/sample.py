@@ -4,8 +4,9 @@ Sample phase, one task per pool slice (the same slices the score phases use, so 
 earlier rounds are `_work/round_j/scores/part-r.parquet`): for each target the task decides, for its
 own pages only, which belong to the seed (under a seed prefix, or grown in an earlier round by that
 round's recorded rule), which would join from round k-1's accepted prefixes, and which may serve
-as negatives (neither, and not recalled by round k-1). It keeps the `max_positives` seed pages,
-joining pages and `max_negatives` negatives with the smallest hashes, and counts the rest.
+as negatives (neither, not recalled by round k-1, and far from the target: see `near_domains`).
+It keeps the `max_positives` seed pages, joining pages and `max_negatives` negatives with the
+smallest hashes, and counts the rest.
 
 Train task: the smallest hashes over all task files are the smallest hashes of the pool, so the
 merged sample is the same for any task count; the summed counts give the seed's size and the
