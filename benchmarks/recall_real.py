@@ -1,6 +1,6 @@
 """The recall loop on real documentation pages: per target and round, precision/recall/F1 against labels.
 
-    .venv/bin/python -m benchmarks.recall_real [--cache /work/cache/recall] [--rounds 3] [--set lr=1.0 ...]
+    .venv/bin/python -m benchmarks.recall_real [--cache /work/cache/recall] [--run DIR] [--rounds 3] [--set lr=1.0 ...]
 
 The pool (`benchmarks/recall_pool.py`: Debian documentation packages, labelled by package and
 section) is served as WARC files and goes through the realistic path: `web_ingest ->
@@ -104,6 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", default="/work/cache/recall")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--run", help="the run directory (default: CACHE/run); its web_ingest/web_extract are reused when present")
     ap.add_argument("--set", nargs="*", default=[], help="recall-stage keys, key=YAML value")
     ap.add_argument("--evaluate-only", action="store_true", help="report on the run already on disk")
     args = ap.parse_args()
@@ -115,7 +116,7 @@ def main() -> None:
     build(cache)
     pool = cache / "pool"
     keys = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
-    run_dir = cache / "run"
+    run_dir = Path(args.run) if args.run else cache / "run"
     r = parse_recipe(recipe(run_dir, pool, args.rounds, keys))
     if not args.evaluate_only:
         runner = Runner(r, progress=False)

@@ -143,28 +143,41 @@ def _pick(data: _Data, rows: list, tmp: str, hyper: Hyper, threshold: float) -> 
     return [(t["lr"], t["epoch"]) for t in ok], tried
 
 
+SPY_QUANTILE = 0.15  # the share of spies a reliable negative may outscore (S-EM's noise level)
+
+
+def _halves(rows: list) -> list[list]:
+    return [[r for r in rows if _frac(r[0]["id"], "clean") < 0.5], [r for r in rows if _frac(r[0]["id"], "clean") >= 0.5]]
+
+
 def _clean(data: _Data, rows: list, tmp: str, args: dict, threshold: float) -> set[int]:
-    """Training negatives that look like positives, by 2-fold cross-fitting: each half of the
-    negatives is scored by a model trained on the positives and the other half (a model never
-    scores pages it was trained on, which it would have learnt as negatives)."""
+    """Training negatives that look like positives, by 2-fold cross-fitting with spies (Liu et al.'s
+    S-EM): each half of the negatives is scored by a model trained on the other half and half of the
+    positives; the other positives are the spies, pages known to be positive that the model has not
+    seen. A negative that scores at least `threshold`, or as high as all but the lowest
+    `SPY_QUANTILE` of the spies, is a likely positive: the pool's negatives hold the target's own
+    pages, which pull a model's scores of positives below any fixed threshold."""
     import fasttext
 
-    pos = [r for r in rows if r[1]]
-    neg = [r for r in rows if not r[1]]
-    halves = [[r for r in neg if _frac(r[0]["id"], "clean") < 0.5], [r for r in neg if _frac(r[0]["id"], "clean") >= 0.5]]
-    if not all(halves):
+    neg, pos = _halves([r for r in rows if not r[1]]), _halves([r for r in rows if r[1]])
+    if not all(neg):
         return set()
+    spying = all(len(h) >= 3 for h in pos)
     doubtful: set[int] = set()
-    for fit_half, score_half in ((halves[0], halves[1]), (halves[1], halves[0])):
+    for a, b in ((0, 1), (1, 0)):
         path, out = os.path.join(tmp, "clean.txt"), os.path.join(tmp, "clean.bin")
-        data.write(path, pos + fit_half)
+        data.write(path, (pos[a] if spying else pos[0] + pos[1]) + neg[a])
         try:
             _fit(path, out, args)
         except TrainError:  # a diverged half-model cleans nothing
             continue
         model = fasttext.load_model(out)
-        doubtful |= {id(r) for r, s in zip(score_half, data.scores(model, score_half)) if s >= threshold}
-    return set() if len(doubtful) == len(neg) else doubtful
+        cut = threshold
+        if spying:
+            spies = sorted(data.scores(model, pos[b]))
+            cut = min(cut, spies[int(SPY_QUANTILE * len(spies))])
+        doubtful |= {id(r) for r, s in zip(neg[b], data.scores(model, neg[b])) if s >= cut}
+    return set() if len(doubtful) == len(neg[0]) + len(neg[1]) else doubtful
 
 
 def train(

@@ -82,6 +82,8 @@ class LoopKeys(BaseModel):
     min_negatives: int = Field(default=300, ge=1)
     max_negative_share: Fraction = Field(default=0.25, gt=0)
     max_negatives: int = Field(default=500_000, ge=1)
+    max_positives: int = Field(default=500_000, ge=1, description="seed pages sampled from the pool per round (smallest seeded hashes)")
+    partitions: int = Field(default=64, ge=1, le=1 << 20, description="partitions of the domain/prefix group-by")
     heldout: Fraction = Field(default=0.2, gt=0, lt=1)
     min_auc: Fraction = 0.7
     min_recall: Fraction = 0.5

@@ -66,10 +66,15 @@ class Recall(StageSpec, LoopKeys, FastTextKeys):
         out: list[Phase] = []
         for k in range(1, self.rounds + 1):
             models = {t: cfg.model_dir(k, t) for t in cfg.names}
+            budgets = {t: v.token_budget for t, v in self.targets.items() if v.token_budget is not None}
             out += [
+                Phase(f"round{k}_sample", [RoundTask("sample", args, k)], tasks),
                 Phase(f"round{k}_train", [RoundTask("train", args, k)], 1),
                 Phase(f"round{k}_score", [PoolReader(ctx.input_dirs), ScorePages(models, count_tokens=True),
-                                          ScoreFileWriter(cfg.scores_dir(k), cfg.names)], tasks),
+                                          ScoreFileWriter(cfg.scores_dir(k), cfg.names, budgets, cfg.top_dir(k))], tasks),
+                Phase(f"round{k}_cutoffs", [RoundTask("cutoffs", args, k)], 1),
+                Phase(f"round{k}_route", [RoundTask("route", args, k)], tasks),
+                Phase(f"round{k}_group", [RoundTask("group", args, k)], min(tasks, cfg.partitions)),
                 Phase(f"round{k}_analyze", [RoundTask("analyze", args, k)], 1),
             ]
         last = self.rounds

@@ -7,6 +7,7 @@ from functools import lru_cache
 import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 
+from classifiers.stats import TOP_SCHEMA, top_within_budget
 from pipeline import documents, storage
 from pipeline.io import ShardReader
 from pipeline.steps import Step
@@ -88,13 +89,14 @@ SCORE_SCHEMA_BASE = [
 
 
 class ScoreFileWriter(Step):
-    """Writes one compact `part-{rank:05d}.parquet` of (id, url, domain, repo, path, title, tokens, score.<target>...) per task."""
+    """Writes one compact `part-{rank:05d}.parquet` of (id, url, domain, repo, path, title, tokens, score.<target>...) per task,
+    and for targets with a token budget `top_dir/part-{rank:05d}.parquet`: the task's best pages that fit in it."""
 
     name = "score file writer"
 
-    def __init__(self, output_dir: str, targets: list[str]):
+    def __init__(self, output_dir: str, targets: list[str], budgets: dict[str, int] | None = None, top_dir: str | None = None):
         super().__init__()
-        self.output_dir, self.targets = output_dir, sorted(targets)
+        self.output_dir, self.targets, self.budgets, self.top_dir = output_dir, sorted(targets), dict(budgets or {}), top_dir
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         schema = pa.schema(SCORE_SCHEMA_BASE + [(f"score.{t}", pa.float64()) for t in self.targets])
@@ -111,11 +113,18 @@ class ScoreFileWriter(Step):
             for t in self.targets:
                 cols[f"score.{t}"].append(float(doc.metadata["scores"][t]))
             yield doc
+        top = []
+        for t, budget in sorted(self.budgets.items()):
+            s = cols[f"score.{t}"]
+            top += [{"target": t, "id": cols["id"][i], "score": s[i], "tokens": cols["tokens"][i]}
+                    for i in top_within_budget(cols["id"], s, cols["tokens"], budget)]
+        if self.budgets:
+            storage.write_parquet(storage.join(self.top_dir, f"part-{rank:05d}.parquet"), pa.Table.from_pylist(top, schema=TOP_SCHEMA))
         storage.write_parquet(storage.join(self.output_dir, f"part-{rank:05d}.parquet"), pa.Table.from_pydict(cols, schema=schema))
 
 
 class RoundTask(Step):
-    """A one-task phase that runs one function of `classifiers.loop` (training or analysis of a round)."""
+    """A task of one of a round's loop phases: sample, train, cutoffs, route, group or analyze."""
 
     def __init__(self, what: str, loop_args: dict, round: int):
         super().__init__()
@@ -123,8 +132,17 @@ class RoundTask(Step):
         self.name = f"round {round} {what}"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from classifiers import loop
+        from classifiers import loop, sample, stats
 
+        cfg, k = loop.LoopConfig(**self.loop_args), self.round
+        calls = {
+            "sample": lambda: sample.write_sample(cfg, k, rank, world_size),
+            "train": lambda: loop.train_round(cfg, k),
+            "cutoffs": lambda: stats.compute_cutoffs(cfg, k),
+            "route": lambda: stats.route(cfg, k, rank),
+            "group": lambda: stats.group(cfg, k, rank, world_size),
+            "analyze": lambda: loop.analyze_round(cfg, k),
+        }
         with self.track_time():
-            getattr(loop, f"{self.what}_round")(loop.LoopConfig(**self.loop_args), self.round)
+            calls[self.what]()
         yield from ()

@@ -163,11 +163,33 @@ def test_unknown_tokenizer():
         get_tokenizer("bpe")
 
 
-def test_token_budget_cutoff():
-    from classifiers.loop import _cutoff
-    from classifiers.settings import TargetConfig
+def test_token_budget_cutoff_merges_per_task_tops():
+    from classifiers.stats import top_within_budget
 
-    scores, tokens = [0.9, 0.8, 0.7, 0.6], [100, 100, 100, 100]
-    assert 0.5 < _cutoff(scores, tokens, TargetConfig(threshold=0.5)) < 0.500001  # above the threshold
-    assert _cutoff(scores, tokens, TargetConfig(token_budget=250)) == 0.8  # the top two pages fit
-    assert _cutoff(scores, tokens, TargetConfig(token_budget=50)) == float("inf")  # nothing fits
+    ids, scores, tokens = ["a", "b", "c", "d"], [0.9, 0.8, 0.7, 0.6], [100, 100, 100, 100]
+    assert top_within_budget(ids, scores, tokens, 250) == [0, 1]  # the top two pages fit
+    assert top_within_budget(ids, scores, tokens, 50) == []  # nothing fits
+    # the best pages within the budget over all tasks are the best within it among each task's own best
+    rng = random.Random(3)
+    ids = [f"p{i:03d}" for i in range(200)]
+    scores = [round(rng.random(), 2) for _ in ids]  # ties are broken by id
+    tokens = [rng.randint(1, 50) for _ in ids]
+    best = {ids[i] for i in top_within_budget(ids, scores, tokens, 900)}
+    tops = []
+    for r in range(7):
+        mine = list(range(r, 200, 7))
+        tops += [mine[j] for j in top_within_budget([ids[i] for i in mine], [scores[i] for i in mine], [tokens[i] for i in mine], 900)]
+    merged = top_within_budget([ids[i] for i in tops], [scores[i] for i in tops], [tokens[i] for i in tops], 900)
+    assert {ids[tops[j]] for j in merged} == best
+
+
+def test_spies_find_the_targets_own_pages_among_the_negatives(tmp_path):
+    from classifiers.model import _clean, _Data
+
+    # a pool sample as negatives: a third of it is the target's own kind of page
+    pos, neg = _pages("p", "code", 40, 1), _pages("n", "prose", 60, 2) + _pages("c", "code", 30, 3)
+    rows = [(p, 1) for p in pos] + [(p, 0) for p in neg]
+    data = _Data(rows, get_tokenizer("whitespace"), SMALL)
+    dropped = _clean(data, rows, str(tmp_path), SMALL.fasttext_args(0.3, 20), 0.5)
+    doubtful = {r[0]["id"] for r in rows if id(r) in dropped}
+    assert sum(d.startswith("c") for d in doubtful) >= 27 and not any(d.startswith("n") for d in doubtful)

@@ -86,7 +86,7 @@ def report(run, k):
 
 
 def recalled(run, k):
-    return {r["id"] for r in pq.read_table(run / "recall" / "rounds" / f"round_{k}" / "recalled.parquet").to_pylist()}
+    return {r["id"] for r in pq.read_table(run / "recall" / "rounds" / f"round_{k}" / "recalled").to_pylist()}
 
 
 def seed(run, k):

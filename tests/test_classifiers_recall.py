@@ -19,6 +19,7 @@ from conftest import read_stage  # noqa: E402
 from classifiers import (
     annotate,  # noqa: E402
     loop,  # noqa: E402
+    sample,  # noqa: E402
 )
 from classifiers.annotate import AnnotationError  # noqa: E402
 from pipeline import storage  # noqa: E402
@@ -92,7 +93,7 @@ def report(run, k):
 
 
 def recalled(run, k, target):
-    rows = pq.read_table(run / "recall" / "rounds" / f"round_{k}" / "recalled.parquet").to_pylist()
+    rows = pq.read_table(run / "recall" / "rounds" / f"round_{k}" / "recalled").to_pylist()
     return {r["id"] for r in rows if r["target"] == target}
 
 
@@ -142,6 +143,23 @@ def test_auto_annotation_grows_a_clean_seed(auto_run):
         assert not any(p.startswith(("news.com", "travel.net", "www.forum.net/life")) for p in r2[t]["accepted_prefixes"])
 
 
+def test_negatives_come_from_domains_far_from_the_target(auto_run):
+    run, recipe = auto_run
+    cfg = loop_cfg(recipe)
+    rd = run / "recall" / "rounds"
+    s1, s2 = (json.loads((rd / f"round_{k}" / "seed.json").read_text()) for k in (1, 2))
+    assert s1["math"]["near_domains"] == ["mathwiki.org"] and s1["code"]["near_domains"] == []  # the seed's domains
+    assert {"codebase.dev", "forum.net"} <= set(s2["code"]["near_domains"])  # and then the related ones
+    merged, s1 = sample.merge(cfg, 2, lambda *a: 50), scores(run, 1)
+    for t in ("code", "math"):
+        near = [p for p in merged[t].negatives if ".".join(p["url"].split("/")[2].split(".")[-2:]) in s2[t]["near_domains"]]
+        assert len(merged[t].negatives) == 50 and len(near) < 50
+        assert all(s1[p["id"]][f"score.{t}"] <= 0.2 for p in near)  # near pages only as confidently rejected hard negatives
+    # when the far pages run short, unrecalled pages of near domains fill up the negatives
+    merged = sample.merge(cfg, 2, lambda *a: 1000)
+    assert any("forum.net" in p["url"] for p in merged["code"].negatives)
+
+
 def test_growth_stops_when_the_purity_proxy_drops(auto_run, tmp_path):
     import shutil
 
@@ -150,23 +168,30 @@ def test_growth_stops_when_the_purity_proxy_drops(auto_run, tmp_path):
     cfg.stage_dir = str(tmp_path / "recall")
     shutil.copytree(run / "recall", tmp_path / "recall")
     rd = tmp_path / "recall" / "rounds"
+    seed1 = json.loads((rd / "round_1" / "seed.json").read_text())
     seed2 = json.loads((rd / "round_2" / "seed.json").read_text())
-    grown = sorted(set(seed2["code"]["pool_ids"]) - set(json.loads((rd / "round_1" / "seed.json").read_text())["code"]["pool_ids"]))
-    assert grown
-    assert annotate.grow_seed(cfg, 2)["code"].stopped is None
-    # round 2's grown pages would join again; the first round's model (cutoff raised) recalls none of them
-    seed2["code"]["pool_ids"] = sorted(set(seed2["code"]["pool_ids"]) - set(grown))
-    (rd / "round_2" / "seed.json").write_text(json.dumps(seed2))
+    grown = sorted(set(seed2["code"]["pool_ids"]) - set(seed1["code"]["pool_ids"]))
+    assert grown and seed2["code"]["grown_from"] == {"round": 1, "prefixes": seed2["code"]["accepted_prefixes"], "rule": "confident"}
+
+    def growth(k):
+        sample.write_sample(cfg, k, 0, 1)
+        return sample.merge(cfg, k, lambda *a: 10)["code"]
+
+    assert growth(2).growth.stopped is None and growth(2).growth.joining == len(grown)
+    # as if round 1's pages had not joined in round 2: they would join in round 3, where the first
+    # round's model (cutoff raised) recalls none of them
+    (rd / "round_2" / "seed.json").write_text(json.dumps({**seed2, "code": {**seed2["code"], "grown_from": None}}))
     cut1 = json.loads((rd / "round_1" / "cutoffs.json").read_text())
     (rd / "round_1" / "cutoffs.json").write_text(json.dumps({**cut1, "code": 1.5}))
-    g = annotate.grow_seed(cfg, 2)["code"]
-    assert g.ids == [] and g.proxy == {"joining": len(grown), "previous_model": 1.0, "first_model": 0.0}
-    assert g.stopped == (f"round 3: 0.00 of the {len(grown)} pages that would join are recalled by the first round's model "
-                         f"(min_seed_agreement 0.8); the seed stops growing")
-    seed2["code"]["growth_stopped"] = g.stopped  # once stopped, later rounds add nothing
-    (rd / "round_2" / "seed.json").write_text(json.dumps(seed2))
+    m = growth(3)
+    assert m.growth.joining == 0 and m.growth.proxy == {"joining": len(grown), "previous_model": 1.0, "first_model": 0.0}
+    assert m.growth.stopped == (f"round 3: 0.00 of the {len(grown)} pages that would join are recalled by the first round's model "
+                                f"(min_seed_agreement 0.8); the seed stops growing")
+    assert not set(grown) & {p["id"] for p in m.positives}
+    # once stopped, later rounds add nothing
+    (rd / "round_2" / "seed.json").write_text(json.dumps({**seed2, "code": {**seed2["code"], "grown_from": None, "growth_stopped": m.growth.stopped}}))
     (rd / "round_1" / "cutoffs.json").write_text(json.dumps(cut1))
-    assert annotate.grow_seed(cfg, 2)["code"].ids == []
+    assert growth(3).growth.joining == 0
 
 
 def test_round_metrics_match_the_files(auto_run):
@@ -310,8 +335,7 @@ def test_a_model_that_learned_nothing_stops_the_loop(tmp_path):
     # "code" seed pages drawn like the pool itself: nothing tells them apart from the negatives
     rng_pages = pool_docs(seed=5)[::9]
     with open(tmp_path / "seeds" / "code.jsonl", "w") as f:
-        for i, d in enumerate(rng_pages):
-            f.write(json.dumps({"id": f"s{i}", "text": d.text}) + "\n")
+        f.writelines(json.dumps({"id": f"s{i}", "text": d.text}) + "\n" for i, d in enumerate(rng_pages))
     with pytest.raises(RunError) as e:
         Runner(recipe, progress=False).run(["recall"])
     msg = str(e.value)
