@@ -119,7 +119,16 @@ def test_tokenizer_train_cli_output_loads_in_transformers(tmp_path):
 def test_tokenizer_train_cli_reports_missing_input(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "tokenizer", "train", str(tmp_path), "--output", str(tmp_path / "o")],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "no part-*.parquet shards" in r.stderr
+    assert r.returncode == 2 and f"tokenizer train input not found: {tmp_path}" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_tokenizer_inputs_take_a_file_a_directory_or_a_glob(tmp_path):
+    from tokenizer.train import iter_texts
+
+    stage, texts = _corpus(tmp_path)
+    for given in ([str(stage)], [str(stage / "part-00000.parquet")], [str(tmp_path / "st*" / "part-*.parquet")]):
+        assert list(iter_texts(given)) == texts, given
 
 
 @pytest.mark.slow

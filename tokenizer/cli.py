@@ -26,7 +26,7 @@ def register(sub) -> None:
     p = sub.add_parser("tokenizer", help="tokenizer tools")
     tsub = p.add_subparsers(dest="tokenizer_command", required=True, metavar="COMMAND")
     t = tsub.add_parser("train", help="train a byte-level BPE (HF tokenizers) on stage outputs")
-    t.add_argument("inputs", nargs="+", help="stage directories with part-*.parquet shards (e.g. RUN_DIR/shards)")
+    t.add_argument("inputs", nargs="+", help="parquet documents: a file, a stage directory (e.g. RUN_DIR/shards), a glob or an fsspec URL")
     t.add_argument("--output", required=True, help="directory for tokenizer.json and its configs")
     t.add_argument("--vocab-size", type=int, default=100_000, help="total vocabulary, special tokens included")
     t.add_argument("--min-frequency", type=int, default=2, help="minimum pair count for a merge")

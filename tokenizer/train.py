@@ -18,13 +18,15 @@ from tokenizer import BOS, EOS, FIM_BEGIN_TOKEN, FIM_END_TOKEN, FIM_HOLE_TOKEN, 
 
 
 def iter_texts(inputs: list[str]) -> Iterator[str]:
-    """Texts of every document in the parquet shards of the given stage directories."""
+    """Texts of every document in the given parquet inputs, in the forms every command takes: a file, a
+    directory of shards (a stage's output), a glob or an fsspec URL. A missing input is a `ValueError` naming it."""
     from pipeline import storage
     from pipeline.io import iter_documents
 
-    files = storage.list_shards(inputs)
-    if not files:
-        raise ValueError(f"no part-*.parquet shards in {', '.join(inputs)}")
+    try:
+        files = storage.input_files(inputs, (".parquet",), "tokenizer train input")
+    except storage.StorageError as e:
+        raise ValueError(str(e)) from None
     for path in files:
         for doc in iter_documents(path, columns=["id", "text", "metadata"]):
             yield fim.restore(doc.text, doc.metadata.get("fim"))
