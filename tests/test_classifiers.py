@@ -99,6 +99,15 @@ def test_windows_bound_examples():
     assert windows(toks[:50], 100, 4) == [" ".join(toks[:50])] and windows([], 100, 4) == []
 
 
+def test_a_fasttext_that_cannot_train_is_its_own_line_not_divergence(tmp_path, monkeypatch):
+    from classifiers import model
+
+    monkeypatch.setattr(model, "_FIT", "import fasttext; fasttext.train_supervised_missing()")  # a prediction-only build
+    with pytest.raises(TrainError, match="fastText training failed: AttributeError") as e:
+        train(_pages("p", "code", 12, 0), _pages("n", "prose", 12, 1), str(tmp_path / "m"))
+    assert "diverged" not in str(e.value)
+
+
 def test_empty_seed_refused(tmp_path):
     with pytest.raises(TrainError, match="the seed is empty, refusing to train"):
         train([], _pages("n", "prose", 5, 0), str(tmp_path / "m"))
