@@ -103,10 +103,16 @@ class Runner:
     def stage_dir(self, name: str) -> str:
         return storage.join(self.run_dir, name)
 
-    def is_done(self, spec: StageSpec) -> bool:
+    def _saved_hash(self, name: str) -> str | None:
+        """The config hash a completed stage was run with (its `_SUCCESS`); None while it has not completed."""
         try:
-            saved = storage.read_bytes(storage.join(self.stage_dir(spec.name), "_SUCCESS")).decode().strip()
+            return storage.read_bytes(storage.join(self.stage_dir(name), "_SUCCESS")).decode().strip()
         except FileNotFoundError:
+            return None
+
+    def is_done(self, spec: StageSpec) -> bool:
+        saved = self._saved_hash(spec.name)
+        if saved is None:
             return False
         if saved != stage_hash(self.recipe, spec.name):
             raise RunError(
@@ -114,6 +120,11 @@ class Runner:
                 f"run with --fresh {spec.name} to redo it, or use a new run_dir"
             )
         return True
+
+    def stale(self) -> list[str]:
+        """Stages completed with another config. `run` refuses them; a stand-alone command, which owns its run
+        directory, redoes them (`fresh`), so other settings into the same `--output` never keep the old output."""
+        return [s.name for s in self.recipe.stages if self._saved_hash(s.name) not in (None, stage_hash(self.recipe, s.name))]
 
     def fresh(self, names: list[str]) -> None:
         """Delete the named stages' outputs, and those of every stage downstream, so they run again."""
