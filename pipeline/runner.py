@@ -90,8 +90,12 @@ class Runner:
         address: str | None = None,
         workers: int | None = None,
         progress: bool = True,
+        owns_run_dir: bool = False,
     ):
+        """`owns_run_dir`: a stand-alone command's `--output` belongs to the command, so a stage completed there
+        with other settings is redone; a recipe's run_dir is the user's, and such a stage is refused instead."""
         self.recipe = recipe
+        self.owns_run_dir = owns_run_dir
         self.executor = executor or recipe.executor
         if address and self.executor != "ray":
             raise RunError("--address joins a Ray cluster; it needs --executor ray")
@@ -115,16 +119,14 @@ class Runner:
         if saved is None:
             return False
         if saved != stage_hash(self.recipe, spec.name):
+            if self.owns_run_dir:
+                self.fresh([spec.name])
+                return False
             raise RunError(
                 f"stage {spec.name!r} in {self.run_dir} was completed with a different config; "
                 f"run with --fresh {spec.name} to redo it, or use a new run_dir"
             )
         return True
-
-    def stale(self) -> list[str]:
-        """Stages completed with another config. `run` refuses them; a stand-alone command, which owns its run
-        directory, redoes them (`fresh`), so other settings into the same `--output` never keep the old output."""
-        return [s.name for s in self.recipe.stages if self._saved_hash(s.name) not in (None, stage_hash(self.recipe, s.name))]
 
     def fresh(self, names: list[str]) -> None:
         """Delete the named stages' outputs, and those of every stage downstream, so they run again."""

@@ -30,8 +30,7 @@ def cmd_train(args) -> int:
     stages = [Files(name="input", kind="files", path=args.inputs), spec]
     recipe = Recipe(name="tokenizer", run_dir=args.output, seed=0, executor=args.executor or "local",
                     workers=args.workers or 1, stages=stages)
-    runner = Runner(recipe, address=args.address, progress=not args.quiet)
-    runner.fresh(runner.stale())
+    runner = Runner(recipe, address=args.address, progress=not args.quiet, owns_run_dir=True)
     runner.run(["input"])
     if not storage.read_json(storage.join(args.output, "input", "_stats.json"), {})["kept"]["docs"]:
         print(f"codecurate: no documents in {', '.join(args.inputs)}", file=sys.stderr)
