@@ -25,7 +25,7 @@ from pipeline import storage
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("ref", pa.uint64())])
 SET_SCHEMA = pa.schema([("ref", pa.uint64()), ("shingles", pa.list_(pa.uint32()))])
 ALL_PAIRS_UP_TO = 8  # with verification, buckets this small give all their pairs; larger ones go to big_buckets
-BIG_BUCKET_DOCS = 20_000  # Verify loads the shingle sets of about this many big-bucket members at a time
+BIG_BUCKET_DOCS = 5_000  # Verify resolves about this many big-bucket members at a time (their sets, up to 64 checks each)
 SET_ROWS = 256  # documents per row group of the shingle-set files: what Verify reads to get one set
 CACHE_BYTES = 8 << 20  # shingle-set row groups a SetIndex keeps read (callers fetch a batch's sets in one pass)
 VERIFY_BATCH_BYTES = 1 << 20  # candidate pairs (16 B each) whose shingle sets Verify holds at once
@@ -108,11 +108,14 @@ class _SetWriter:
 
 
 class Sets:
-    """Shingle sets by ref, packed: sorted refs and offsets into one array of hashes, so a set costs its
-    hashes and 16 bytes, not a numpy object and a dict entry (~250 bytes, more than a small file's set)."""
+    """Shingle sets by ref, packed: sorted refs, and offsets into the concatenation of a few arrays of hashes
+    (`chunks`, e.g. one per row group read), so a set costs its hashes and 16 bytes, not a numpy object and a
+    dict entry (~250 bytes, more than a small file's set), and joining the sets of many row groups copies
+    no hashes."""
 
-    def __init__(self, refs: np.ndarray, offsets: np.ndarray, values: np.ndarray):
-        self.refs, self.offsets, self.values = refs, offsets, values
+    def __init__(self, refs: np.ndarray, offsets: np.ndarray, chunks: list[np.ndarray]):
+        self.refs, self.offsets, self.chunks = refs, offsets, chunks
+        self.starts = np.cumsum([0] + [len(c) for c in chunks])
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -121,22 +124,25 @@ class Sets:
         i = int(np.searchsorted(self.refs, np.uint64(ref)))
         if i == len(self.refs) or int(self.refs[i]) != ref:
             raise KeyError(ref)
-        return self.values[self.offsets[i] : self.offsets[i + 1]]
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        c = int(np.searchsorted(self.starts, lo, side="right")) - 1  # sets are not empty: never a chunk's end
+        return self.chunks[c][lo - self.starts[c] : hi - self.starts[c]]
 
     def take(self, pos: np.ndarray) -> Sets:
-        """The sets at positions `pos` (increasing), copied into arrays of their own."""
+        """The sets at positions `pos` (increasing) of one chunk's sets (a row group's), copied."""
+        (values,) = self.chunks
         lens = self.offsets[pos + 1] - self.offsets[pos]
         offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
         idx = np.repeat(self.offsets[pos] - offsets[:-1], lens) + np.arange(offsets[-1])
-        return Sets(self.refs[pos], offsets, self.values[idx])
+        return Sets(self.refs[pos], offsets, [values[idx]])
 
 
 def concat_sets(parts: list[Sets]) -> Sets:
     if not parts:
-        return Sets(np.empty(0, np.uint64), np.zeros(1, np.int64), np.empty(0, np.uint32))
+        return Sets(np.empty(0, np.uint64), np.zeros(1, np.int64), [])
     lens = np.concatenate([np.diff(p.offsets) for p in parts])
     return Sets(np.concatenate([p.refs for p in parts]), np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-                np.concatenate([p.values for p in parts]))
+                [c for p in parts for c in p.chunks])
 
 
 class SetIndex:
@@ -188,9 +194,9 @@ class SetIndex:
             self.groups_read += 1
             lst = t.column("shingles").combine_chunks()
             group = Sets(t.column("ref").to_numpy(), lst.offsets.to_numpy().astype(np.int64),
-                         lst.values.to_numpy(zero_copy_only=False))
+                         [lst.values.to_numpy(zero_copy_only=False)])
             self.cache[(i, g)] = group
-            self.cached_bytes += group.values.nbytes + 16 * len(group)
+            self.cached_bytes += group.chunks[0].nbytes + 16 * len(group)
         return self.cache[(i, g)]
 
 
