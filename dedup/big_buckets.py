@@ -37,17 +37,20 @@ def jaccard(x: np.ndarray, y: np.ndarray) -> float:
 
 
 class Similarity:
-    """Jaccard similarity of documents by ref, each pair computed once (near-duplicates share many buckets)."""
+    """Jaccard similarity of documents by ref, each pair computed once (near-duplicates share many buckets).
 
-    def __init__(self, sets: dict[int, np.ndarray]):
+    A pair is remembered under one int (`a << 64 | b`): about half the bytes of a tuple of two ints."""
+
+    def __init__(self, sets):
         self.sets = sets
-        self.known: dict[tuple[int, int], float] = {}
+        self.known: dict[int, float] = {}
 
     def __call__(self, a: int, b: int) -> float:
-        pair = (a, b) if a < b else (b, a)
-        if pair not in self.known:
-            self.known[pair] = jaccard(self.sets[a], self.sets[b])
-        return self.known[pair]
+        pair = a << 64 | b if a < b else b << 64 | a
+        s = self.known.get(pair)
+        if s is None:
+            s = self.known[pair] = jaccard(self.sets[a], self.sets[b])
+        return s
 
 
 class _Group:

@@ -22,7 +22,7 @@ from dedup.keys import text_key, url_key
 from dedup.phase import WorkStep
 from pipeline import storage
 
-CENTRES_BATCH_BYTES = 8 << 20  # cluster members (~50 B each) whose shingle sets `clusters: centres` holds at once
+CENTRES_BATCH_BYTES = 4 << 20  # cluster members (~50 B each) whose shingle sets `clusters: centres` holds at once
 KEY_SCHEMA = pa.schema(
     [("hi", pa.uint64()), ("lo", pa.uint64()), ("ref", pa.uint64()), ("id", pa.string()), ("length", pa.int64()), ("stars", pa.float64())]
 )

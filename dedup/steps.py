@@ -25,9 +25,9 @@ from pipeline import storage
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("ref", pa.uint64())])
 SET_SCHEMA = pa.schema([("ref", pa.uint64()), ("shingles", pa.list_(pa.uint32()))])
 ALL_PAIRS_UP_TO = 8  # with verification, buckets this small give all their pairs; larger ones go to big_buckets
-BIG_BUCKET_DOCS = 20_000  # Verify loads the shingle sets of about this many big-bucket members at a time
+BIG_BUCKET_DOCS = 5_000  # Verify resolves about this many big-bucket members at a time (their sets, up to 64 checks each)
 SET_ROWS = 256  # documents per row group of the shingle-set files: what Verify reads to get one set
-CACHE_BYTES = 32 << 20  # shingle-set row groups a SetIndex keeps read
+CACHE_BYTES = 8 << 20  # shingle-set row groups a SetIndex keeps read (callers fetch a batch's sets in one pass)
 VERIFY_BATCH_BYTES = 1 << 20  # candidate pairs (16 B each) whose shingle sets Verify holds at once
 EDGE_BLOCK = 8  # Verify's partition of an edge is that of its first document's 2^8-row block: fewer set reads
 
@@ -107,11 +107,50 @@ class _SetWriter:
             self.files.__exit__(exc_type, *exc)  # the file appears only when complete
 
 
+class Sets:
+    """Shingle sets by ref, packed: sorted refs, and offsets into the concatenation of a few arrays of hashes
+    (`chunks`, e.g. one per row group read), so a set costs its hashes and 16 bytes, not a numpy object and a
+    dict entry (~250 bytes, more than a small file's set), and joining the sets of many row groups copies
+    no hashes."""
+
+    def __init__(self, refs: np.ndarray, offsets: np.ndarray, chunks: list[np.ndarray]):
+        self.refs, self.offsets, self.chunks = refs, offsets, chunks
+        self.starts = np.cumsum([0] + [len(c) for c in chunks])
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, ref: int) -> np.ndarray:
+        i = int(np.searchsorted(self.refs, np.uint64(ref)))
+        if i == len(self.refs) or int(self.refs[i]) != ref:
+            raise KeyError(ref)
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        c = int(np.searchsorted(self.starts, lo, side="right")) - 1  # sets are not empty: never a chunk's end
+        return self.chunks[c][lo - self.starts[c] : hi - self.starts[c]]
+
+    def take(self, pos: np.ndarray) -> Sets:
+        """The sets at positions `pos` (increasing) of one chunk's sets (a row group's), copied."""
+        (values,) = self.chunks
+        lens = self.offsets[pos + 1] - self.offsets[pos]
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        idx = np.repeat(self.offsets[pos] - offsets[:-1], lens) + np.arange(offsets[-1])
+        return Sets(self.refs[pos], offsets, [values[idx]])
+
+
+def concat_sets(parts: list[Sets]) -> Sets:
+    if not parts:
+        return Sets(np.empty(0, np.uint64), np.zeros(1, np.int64), [])
+    lens = np.concatenate([np.diff(p.offsets) for p in parts])
+    return Sets(np.concatenate([p.refs for p in parts]), np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+                [c for p in parts for c in p.chunks])
+
+
 class SetIndex:
     """Shingle sets by ref, reading only the row groups (SET_ROWS documents) that hold the refs asked for.
 
     It keeps each row group's first ref and place (24 bytes per SET_ROWS documents), not the files'
-    parsed footers (~0.5 KB per row group): a group's file footer is read again when the group is."""
+    parsed footers (~0.5 KB per row group): a group's file footer is read again when the group is.
+    Row groups hold increasing, disjoint ranges of refs (tasks cut the input in ref order)."""
 
     def __init__(self, paths: list[str]):
         lo, where = [], []
@@ -127,22 +166,25 @@ class SetIndex:
         order = np.argsort(np.array(lo, dtype=np.uint64), kind="stable")
         self.lo = np.array(lo, dtype=np.uint64)[order]
         self.where = np.array(where, dtype=np.int64).reshape(-1, 2)[order]
-        self.cache: dict[tuple[int, int], dict[int, np.ndarray]] = {}
+        self.cache: dict[tuple[int, int], Sets] = {}
         self.cached_bytes = 0
         self.groups_read = 0
 
-    def get(self, refs: np.ndarray) -> dict[int, np.ndarray]:
-        out: dict[int, np.ndarray] = {}
-        if not len(refs):
-            return out
-        slot = np.searchsorted(self.lo, refs, side="right") - 1
-        for s in np.unique(slot):
-            group = self._group(*map(int, self.where[int(s)]))
-            # copies: a view would keep its whole row group's buffer alive after the cache lets it go
-            out.update({int(r): group[int(r)].copy() for r in refs[slot == s] if int(r) in group})
-        return out
+    def get(self, refs: np.ndarray) -> Sets:
+        """The sets of `refs` (sorted, distinct) that exist, copied: a view would keep its whole row group's
+        buffer alive after the cache lets it go."""
+        parts = []
+        if len(refs):
+            slot = np.searchsorted(self.lo, refs, side="right") - 1
+            starts, sizes = groups(slot)
+            for s, n in zip(starts.tolist(), sizes.tolist()):
+                group = self._group(*map(int, self.where[int(slot[s])]))
+                want = refs[s : s + n]
+                pos = np.minimum(np.searchsorted(group.refs, want), len(group) - 1)
+                parts.append(group.take(pos[group.refs[pos] == want]))
+        return concat_sets(parts)
 
-    def _group(self, i: int, g: int) -> dict[int, np.ndarray]:
+    def _group(self, i: int, g: int) -> Sets:
         if (i, g) not in self.cache:
             if self.cached_bytes > CACHE_BYTES:
                 self.cache.clear()
@@ -151,11 +193,10 @@ class SetIndex:
                 t = pq.ParquetFile(f).read_row_group(g)
             self.groups_read += 1
             lst = t.column("shingles").combine_chunks()
-            values = lst.values.to_numpy(zero_copy_only=False)
-            offs = lst.offsets.to_numpy()
-            refs = t.column("ref").to_numpy()
-            self.cache[(i, g)] = {int(r): values[offs[k] : offs[k + 1]] for k, r in enumerate(refs)}
-            self.cached_bytes += values.nbytes + 200 * len(refs)  # the arrays and their dict entries
+            group = Sets(t.column("ref").to_numpy(), lst.offsets.to_numpy().astype(np.int64),
+                         [lst.values.to_numpy(zero_copy_only=False)])
+            self.cache[(i, g)] = group
+            self.cached_bytes += group.chunks[0].nbytes + 16 * len(group)
         return self.cache[(i, g)]
 
 
@@ -267,14 +308,7 @@ class Verify(WorkStep):
                     # set row group, so reading per partition would read most groups once per partition
                     edges = [unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy()) for _, t in batch]
                     batch.clear()  # only the edges are needed; the next batch is read while this list is bound
-                    sets = index.get(np.unique(np.concatenate([e.reshape(-1) for e in edges])))
-                    for e in edges:
-                        ok = np.fromiter((big_buckets.jaccard(sets[int(a)], sets[int(b)]) >= self.threshold for a, b in e),
-                                         dtype=bool, count=len(e))
-                        self.stat_update("verified_pairs", value=int(ok.sum()))
-                        self.stat_update("rejected_pairs", value=int((~ok).sum()))
-                        kept += int(ok.sum())
-                        graph.add_both_ways(out, e[ok], self.partitions)
+                    kept += self._verify(edges, index, out)
             for path in work.glob(self.path("big"), "t*.parquet")[rank::world_size]:
                 with self.track_time():
                     e = self._big_buckets(path, index)
@@ -282,6 +316,19 @@ class Verify(WorkStep):
                     graph.add_both_ways(out, e, self.partitions)
         self.stat_update("set_row_groups_read", value=index.groups_read)
         work.write_count(self.path("verified_counts"), rank, edges=kept)
+
+    def _verify(self, edges: list[np.ndarray], index: SetIndex, out: work.PartWriter) -> int:
+        """The pairs of a batch at the threshold, written out; their sets are freed on return."""
+        sets = index.get(np.unique(np.concatenate([e.reshape(-1) for e in edges])))
+        kept = 0
+        for e in edges:
+            ok = np.fromiter((big_buckets.jaccard(sets[a], sets[b]) >= self.threshold for a, b in e.tolist()),
+                             dtype=bool, count=len(e))
+            self.stat_update("verified_pairs", value=int(ok.sum()))
+            self.stat_update("rejected_pairs", value=int((~ok).sum()))
+            kept += int(ok.sum())
+            graph.add_both_ways(out, e[ok], self.partitions)
+        return kept
 
     def _big_buckets(self, path: str, index: SetIndex) -> np.ndarray:
         t = work.read_tables([path], BAND_SCHEMA)

@@ -29,8 +29,8 @@ DROP_SCHEMA = pa.schema([("ref", pa.uint64())])
 CLUSTER_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("kept", pa.bool_())])
 _PARTS = b"codecurate.partitions"
 _MAX_GROUP = 1 << 20  # rows per row group (pyarrow's cap)
-FLUSH_BYTES = 16 << 20  # a writer's buffer
-BATCH_BYTES = 16 << 20  # a reader holds the partitions of about this many bytes (uncompressed) at a time
+FLUSH_BYTES = 4 << 20  # a writer's buffer (its flush holds twice that: the rows and them sorted by partition)
+BATCH_BYTES = 4 << 20  # a reader holds the partitions of about this many bytes (uncompressed) at a time
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 
 
