@@ -8,7 +8,8 @@ normalised mean of its samples. A file's score for a language is its cosine simi
 centroid plus `NEAREST_WEIGHT` times that with the language's closest sample (languages with one or
 two samples have weak centroids: the nearest sample at full weight adds ~3 points content-only in
 k-fold, at a quarter ~0.4 more, and at a quarter it favours the languages of few samples less on
-real files). With a file name, only the candidate languages' rows are scored; content only, all. The model is a
+real files). With a file name, only the candidate languages' rows are scored; content only, all (one sparse
+product over the centroids and samples together, the most common features as dense rows). The model is a
 compact derived file, `data/classifier.npz`, rebuilt by `python -m langs.train` from Linguist's
 samples; each sample keeps only its `SAMPLE_FEATURES` heaviest features to stay small.
 """
@@ -20,160 +21,24 @@ import io
 import itertools
 import math
 import os
-import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from langs.features import Vectorizer, bigram_table, features
 from langs.linguist import DATA, disk_cached
 
-CONSIDER_BYTES = 50 * 1024
 MODEL_PATH = os.path.join(DATA, "classifier.npz")
 SAMPLE_FEATURES = 256
 # Between the few candidates a file name leaves, the first 8 KiB decide as well as 50 (the same answers in
 # 10-fold on Linguist's samples, with names and on ambiguous extensions) at half the cost on real files.
 CANDIDATE_CHARS = 8 * 1024
+# Content only, the first 12 KiB: the same 10-fold agreement on the samples as 50 KiB (77.25%; 8 KiB 77.11, 4 KiB
+# 76.69) and 64.31% on the real package files (50 KiB 64.51, 8 KiB 64.00), for about half the text of real files.
+CONTENT_CHARS = 12 * 1024
+HEAVY_ROWS = 200  # features in this many centroid and sample rows or more are scored as dense rows
 NEAREST_WEIGHT = 0.25  # chosen by 10-fold on Linguist's samples (1: 76.87%, 0.5: 77.14%, 0.25: 77.25% content only)
-
-# Tokens as Linguist's tokenizer sees them, roughly: shebang interpreter, SGML tags and
-# attributes, words (with sigils), and runs of punctuation. A string becomes its quote mark and a
-# number one token; long hex runs (hashes, checksums) all become one token.
-_TOKEN = re.compile(
-    r"""(?P<shebang>\A\#!.*)
-    | (?P<string>"(?:[^"\\\n]|\\.){0,200}"|'(?:[^'\\\n]|\\.){0,200}')
-    | (?P<hex>\b[0-9A-Fa-f]{16,}\b)
-    | (?P<number>\b(?:0[xX][0-9A-Fa-f]+|\d+(?:\.\d+)?)\b)
-    | (?P<tag></?[A-Za-z][\w:.-]*)
-    | (?P<word>[@$%]?[A-Za-z_][\w]*[:=]?)
-    | (?P<punct>[^\w\s"']{1,3})
-    """,
-    re.X,
-)
-_INTERP = re.compile(r"#!\s*\S*/(?:env\s+(?:-\S+\s+)*)?([^\s/]+)|#!\s*(\S+)")
-# a line's shape: words -> "a", numbers -> "0", blank runs -> " ", punctuation kept ("a = a(0);")
-_SHAPE_STEPS = (
-    (re.compile(r"[A-Za-z_]\w*"), "a"),
-    (re.compile(r"\d+(?:\.\d+)?"), "0"),
-    (re.compile(r"[^\S\n]+"), " "),
-)
-SHAPE_CHARS = 6
-_CAMEL = re.compile(r"[a-z][A-Z]")
-
-
-# the same tokens without names: `findall` hands back strings, which `_classify` reads once per distinct token
-_FLAT = re.compile(re.sub(r"\(\?P<\w+>", "(?:", _TOKEN.pattern.split("|", 1)[1]), re.X)
-_HEX = re.compile(r"[0-9A-Fa-f]{16,}")
-_TOKENS_AND_BREAKS = re.compile(r"[^\S\n]*(\n|" + _FLAT.pattern + ")", re.X)
-_INDENT = re.compile(r"^([^\S\n]+)(?=\S)", re.M)  # the leading blanks of each line that is not blank
-
-
-def _classify(raw: str) -> tuple[str, str | None]:
-    """A token as `_TOKEN` matched it -> (its feature, its case style if it is a word). Which
-    alternative matched follows from the text: a quote starts a string, 16+ hex digits are the hex
-    alternative (tried before number and word), a digit starts a number, a letter or "_" a word."""
-    c = raw[0]
-    if c == '"' or c == "'":
-        return "STR" + c, None
-    if len(raw) >= 16 and _HEX.fullmatch(raw):
-        return "HEX", None
-    if c.isdigit():
-        return "NUM", None
-    return raw, (_case_style(raw) if c.isalpha() or c == "_" else None)
-
-
-_LICENCE = re.compile(r"copyright|licen[cs]e|warranty|free software|permission is hereby granted|all rights reserved", re.I)
-_MARKER = re.compile(r"[^\w\n]*")  # a line's comment marker ("## ", " * ", "// "), if any
-_PROSE = re.compile(r"[\w ,.;:()<>@/'\"+!?&*#=-]*")  # what a line of licence prose holds
-LICENCE_LINES = 100
-
-
-def _prose(line: str) -> int | None:
-    """Where the prose of a line starts, after its comment marker, if the rest is prose (4+ words)."""
-    start = _MARKER.match(line).end()
-    rest = line[start:]
-    if 15 <= len(rest) <= 300 and rest.count(" ") >= 3 and _PROSE.fullmatch(rest):
-        return start
-    return None
-
-
-def without_licence(text: str) -> str:
-    """The text with the prose of its licence header cut out, the lines' comment markers kept. Real files
-    open with the same GPL/MIT/Apache paragraphs whatever their language (Linguist's samples rarely do), and
-    those words pull a file towards the languages whose samples carry them (an Octave file to C)."""
-    if not _LICENCE.search(text, 0, 8192):
-        return text
-    lines = text.split("\n", LICENCE_LINES)
-    end = min(len(lines), LICENCE_LINES)
-    start = 0
-    for i in range(end + 1):
-        if i == end or not lines[i].strip():  # the end of a paragraph
-            if i > start and any(_LICENCE.search(line) for line in lines[start:i]):
-                for j in range(start, i):
-                    cut = _prose(lines[j])
-                    if cut is not None:
-                        lines[j] = lines[j][:cut]
-            start = i + 1
-    return "\n".join(lines)
-
-
-def features(text: str) -> Counter:
-    """Token and adjacent-token-pair counts, plus layout: per non-blank line its first and last
-    token ("LF:", "LL:"), indentation ("IND\\t", "IND<spaces, up to 8>") and the shape of its first
-    and last `SHAPE_CHARS` characters ("LS:", "LE:"); per word its case style ("SHAPE:").
-    Tokens (no token spans lines) and line breaks come from one `findall` over the text whose matches
-    skip the blanks before them (tokenising twice as fast as the engine failing at each blank, one call
-    per line), and each distinct token is classified once: 3x faster than a Python step per match."""
-    text = without_licence(text[:CONSIDER_BYTES])
-    shebang, start = None, 0
-    if text.startswith("#!"):  # a shebang is the whole first line
-        shebang, start = _token(_TOKEN.match(text)), (text.find("\n") + 1) or len(text)
-    found = _TOKENS_AND_BREAKS.findall(text, start)
-    info = {r: _classify(r) for r in set(found)}
-    breaks = [i for i, r in enumerate(found) if r == "\n"]
-    edges = [-1, *breaks, len(found)]  # each line's tokens lie between two of these
-    layout = []
-    for a, b in zip(edges, edges[1:]):
-        if b - a > 1:
-            layout += ("LF:" + info[found[a + 1]][0], "LL:" + info[found[b - 1]][0])
-    raws = [r for r in found if r != "\n"] if breaks else found
-    toks = [info[r][0] for r in raws]
-    layout += [s for s in (info[r][1] for r in raws) if s]
-    if shebang is not None:
-        toks.insert(0, shebang)
-        layout += ["LF:" + shebang, "LL:" + shebang]
-    shapes = text
-    for rx, sub in _SHAPE_STEPS:
-        shapes = rx.sub(sub, shapes)
-    stripped = [s for s in map(str.strip, shapes.split("\n")) if s]
-    layout += ["LS:" + s[:SHAPE_CHARS] for s in stripped]
-    layout += ["LE:" + s[-SHAPE_CHARS:] for s in stripped]
-    layout += ["IND\t" if "\t" in i else f"IND{min(len(i), 8)}" for i in _INDENT.findall(text)]
-    return Counter(toks + [a + " " + b for a, b in zip(toks, toks[1:])] + layout)
-
-
-def _case_style(word: str) -> str:
-    if word.isupper():
-        return "SHAPE:AA"
-    if "_" in word:
-        return "SHAPE:a_a"
-    if _CAMEL.search(word):
-        return "SHAPE:aA" if word[0].islower() else "SHAPE:AaA"
-    return "SHAPE:Aa" if word[0].isupper() else "SHAPE:a"
-
-
-def _token(m: re.Match) -> str | None:
-    kind = m.lastgroup
-    if kind == "string":
-        return "STR" + m.group(kind)[0]
-    if kind == "number":
-        return "NUM"
-    if kind == "hex":
-        return "HEX"
-    if kind == "shebang":
-        i = _INTERP.match(m.group(kind))
-        return "SHEBANG#!" + re.sub(r"[\d.]+$", "", i.group(1) or i.group(2)) if i else None
-    return m.group(kind) if kind else None
 
 
 class Sparse:
@@ -203,6 +68,19 @@ class Sparse:
         return np.bincount(self.rows[offs], weights=self.weight[offs] * np.repeat(w, lens), minlength=n_rows)
 
 
+def merged(n_classes: int, centroids: Sparse, samples: Sparse, sample_class: np.ndarray) -> Sparse:
+    """Centroid rows 0..C-1, then the sample rows ordered by class (stable), by feature as `Sparse`."""
+    rank = np.empty(len(sample_class), dtype=np.int64)
+    rank[np.argsort(sample_class, kind="stable")] = np.arange(len(sample_class))
+    features = len(centroids.indptr) - 1
+    feature = np.concatenate([np.repeat(np.arange(features), np.diff(m.indptr)) for m in (centroids, samples)])
+    order = np.argsort(feature, kind="stable")
+    indptr = np.zeros(features + 1, dtype=np.int64)
+    np.cumsum(np.bincount(feature, minlength=features), out=indptr[1:])
+    rows = np.concatenate([centroids.rows, n_classes + rank[samples.rows]])[order]
+    return Sparse(indptr, rows, np.concatenate([centroids.weight, samples.weight])[order])
+
+
 @dataclass
 class Model:
     classes: list[str]
@@ -211,30 +89,40 @@ class Model:
     centroids: Sparse
     samples: Sparse
     sample_class: np.ndarray  # class of each sample row
+    pairs: tuple | None = field(default=None, repr=False)  # `bigram_table(vocab)`, where it was kept on disk
+    both: Sparse | None = field(default=None, repr=False)  # `merged(...)`, where it was kept on disk
 
-    def vector(self, counts: Counter) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.fromiter(map(self.vocab.get, counts, itertools.repeat(-1)), dtype=np.int64, count=len(counts))
-        known = ids >= 0
-        ids = ids[known]
-        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts))[known])) * self.icf[ids]
+    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The text's known features (ids) and their weights: log-scaled counts x ICF, L2-normalised."""
+        ids, counts = self._vectorizer(text)
+        w = (1.0 + np.log(counts.astype(np.float32))) * self.icf[ids]
         n = float(np.sqrt((w * w).sum()))
         return ids, (w / n if n else w)
 
+    @functools.cached_property
+    def _vectorizer(self) -> Vectorizer:
+        return Vectorizer(self.vocab, self.pairs)
+
     def scores(self, text: str) -> np.ndarray:
         """Per class: cosine with the centroid + `NEAREST_WEIGHT` x cosine with the nearest sample."""
-        ids, w = self.vector(features(text))
+        ids, w = self.vector(text)
         n = len(self.classes)
         if len(ids) == 0:
             return np.zeros(n)
-        out = self.centroids.dot(ids, w, n)
-        order, firsts, present = self._by_class
-        out[present] += NEAREST_WEIGHT * np.maximum.reduceat(self.samples.dot(ids, w, len(self.sample_class))[order], firsts)
+        light, slot, heavy, firsts, present = self._scoring
+        scores = light.dot(ids, w, n + len(self.sample_class))
+        at = slot[ids]
+        dense = at >= 0
+        if dense.any():
+            scores += np.einsum("i,ij->j", w[dense], heavy[at[dense]])  # no BLAS: its threads spin between calls
+        out = scores[:n]
+        out[present] += NEAREST_WEIGHT * np.maximum.reduceat(scores[n:], firsts)
         return out
 
     def class_scores(self, text: str, classes: list[int]) -> list[float]:
         """`scores` of a few classes only (the candidates a file name leaves): their own rows are read, not
         every row that shares a feature with the text (0.42 vs 0.94 ms a file on the real files that need it)."""
-        ids, w = self.vector(features(text))
+        ids, w = self.vector(text)
         dense = self._dense
         dense[ids] = w
         try:
@@ -277,17 +165,32 @@ class Model:
         return rows
 
     @functools.cached_property
-    def _by_class(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sample rows grouped by class, each group's first position, and the classes that have rows."""
-        order = np.argsort(self.sample_class, kind="stable")
-        present, firsts = np.unique(self.sample_class[order], return_index=True)
-        return order, firsts, present
+    def _scoring(self) -> tuple[Sparse, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The centroids and samples as one matrix (`merged`), one sparse product scoring both: the features
+        in `HEAVY_ROWS` rows or more (~470, 14% of the entries, half of those a file meets) as dense rows
+        (`slot`: a feature's row there, -1 if sparse), the others sparse; where each class's samples start,
+        and the classes that have samples."""
+        both = self.both or merged(len(self.classes), self.centroids, self.samples, self.sample_class)
+        per = np.diff(both.indptr)
+        heavy = np.flatnonzero(per >= HEAVY_ROWS)
+        dense = np.zeros((len(heavy), len(self.classes) + len(self.sample_class)), dtype=np.float32)
+        for k, f in enumerate(heavy):
+            dense[k, both.rows[both.indptr[f] : both.indptr[f + 1]]] = both.weight[both.indptr[f] : both.indptr[f + 1]]
+        slot = np.full(len(per), -1, dtype=np.int64)
+        slot[heavy] = np.arange(len(heavy))
+        per[heavy] = 0
+        light = np.repeat(slot < 0, np.diff(both.indptr))
+        indptr = np.zeros(len(per) + 1, dtype=np.int64)
+        np.cumsum(per, out=indptr[1:])
+        present, firsts = np.unique(np.sort(self.sample_class), return_index=True)
+        return Sparse(indptr, both.rows[light], both.weight[light]), slot, dense, firsts, present
 
     def classify(self, text: str, candidates: list[str] | None = None) -> list[tuple[str, float]]:
         """(language, score), best first, over `candidates` (None: every class, top 5)."""
         if candidates is None:
-            s = self.scores(text)
-            order = np.argsort(-s, kind="stable")[:5]
+            s = self.scores(text[:CONTENT_CHARS])
+            best = np.flatnonzero(s >= np.partition(s, len(s) - 5)[len(s) - 5]) if len(s) > 5 else np.arange(len(s))
+            order = best[np.argsort(-s[best], kind="stable")][:5]  # as a stable argsort of all, 5x faster
             return [(self.classes[i], float(s[i])) for i in order]
         index = self._class_index
         known = [index[c] for c in candidates if c in index]
@@ -369,20 +272,24 @@ def _decode(raw: bytes) -> dict:
     """The model file's arrays as (dtype, bytes) and its vocabulary as a dict: what `load` needs, in a form
     `marshal` reads back in half the time of decompressing and indexing the file."""
     z = np.load(io.BytesIO(raw))
-    vocab = z["vocab"].tobytes().decode().split("\n")
-    return {"vocab": dict(zip(vocab, range(len(vocab)))),
-            "arrays": {k: (z[k].dtype.str, z[k].tobytes()) for k in z.files if k != "vocab"}}
+    vocab = dict(zip(z["vocab"].tobytes().decode().split("\n"), itertools.count()))
+    keys, ids = bigram_table(vocab)
+    arrays = {k: z[k] for k in z.files if k != "vocab"}
+    parts = [Sparse(*(arrays[f"{name}_{a}"] for a in ("indptr", "rows", "weight"))) for name in ("centroids", "samples")]
+    both = merged(len(bytes(arrays["classes"]).split(b"\n")), *parts, arrays["sample_class"])
+    arrays.update(both_indptr=both.indptr.astype(np.int32), both_rows=both.rows.astype(np.uint16), both_weight=both.weight)
+    return {"vocab": vocab, "pairs": (np.asarray(keys, np.int64).tobytes(), np.asarray(ids, np.int64).tobytes()),
+            "arrays": {k: (a.dtype.str, a.tobytes()) for k, a in arrays.items()}}
 
 
 def load(path: str = MODEL_PATH) -> Model:
     with open(path, "rb") as f:
         raw = f.read()
-    parts = disk_cached("classifier", raw, lambda: _decode(raw))
+    parts = disk_cached("classifier-v2", raw, lambda: _decode(raw))
     arrays = {k: np.frombuffer(b, dtype=dt) for k, (dt, b) in parts["arrays"].items()}
 
-    def sparse(name: str) -> Sparse:
-        return Sparse(arrays[name + "_indptr"].astype(np.int64), arrays[name + "_rows"].astype(np.int64),
-                      arrays[name + "_weight"].astype(np.float32))
+    def sparse(name: str) -> Sparse:  # as stored (int32, uint16, float16): converting would cost 0.1 s a start
+        return Sparse(arrays[name + "_indptr"], arrays[name + "_rows"], arrays[name + "_weight"])
 
     return Model(
         classes=arrays["classes"].tobytes().decode().split("\n"),
@@ -391,6 +298,8 @@ def load(path: str = MODEL_PATH) -> Model:
         centroids=sparse("centroids"),
         samples=sparse("samples"),
         sample_class=arrays["sample_class"].astype(np.int64),
+        pairs=tuple(np.frombuffer(b, dtype=np.int64) for b in parts["pairs"]),
+        both=sparse("both"),
     )
 
 

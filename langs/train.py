@@ -12,6 +12,7 @@ import os
 import sys
 
 from langs import classifier
+from langs.features import CONSIDER_BYTES
 from langs.linguist import load_yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +36,7 @@ def read_samples(root: str) -> list[tuple[str, str, str]]:
                 full = os.path.join(d, fn)
                 if os.path.isfile(full):
                     with open(full, "rb") as f:
-                        out.append((lang, fn, f.read()[: classifier.CONSIDER_BYTES].decode("utf-8", "replace")))
+                        out.append((lang, fn, f.read()[:CONSIDER_BYTES].decode("utf-8", "replace")))
     return out
 
 

@@ -141,7 +141,7 @@ def test_heuristics_prefilters_change_no_answer_on_linguist_samples():
 
 
 def test_classifier_features_include_line_layout():
-    from langs.classifier import features
+    from langs.features import features
 
     f = features("int x = 10;\n\tif (y) {\n")
     assert f["LF:int"] == f["LF:if"] == 1 and f["LL:;"] == f["LL:{"] == 1  # first and last token per line
@@ -152,7 +152,7 @@ def test_classifier_features_include_line_layout():
 
 
 def test_licence_header_prose_is_cut_for_the_classifier():
-    from langs.classifier import features, without_licence
+    from langs.features import features, without_licence
 
     gpl = ("## Copyright (C) 2001 Someone <someone@example.org>\n##\n"
            "## This program is free software: you can redistribute it and/or modify\n"
@@ -166,7 +166,7 @@ def test_licence_header_prose_is_cut_for_the_classifier():
 
 
 def test_classifier_tokens_by_kind():
-    from langs.classifier import features
+    from langs.features import features
 
     f = features('#!/usr/bin/env python3\nx = "a b" + 0x1F + deadbeefdeadbeef0 <a href> fooBar\n')
     for feat in ("SHEBANG#!python", "STR\"", "NUM", "HEX", "<a", "href", "SHAPE:aA", "LF:x", "LL:fooBar", "SHEBANG#!python x"):
@@ -193,3 +193,38 @@ def test_classifier_loads_the_same_from_its_cache(tmp_path, monkeypatch):
     assert any(p.name.startswith("classifier-") for p in (tmp_path / "codecurate").iterdir())
     text = "#include <stdio.h>\nint main(void) { printf(\"hi\\n\"); return 0; }\n"
     assert first.classify(text) == again.classify(text) and first.classes == again.classes
+
+
+def test_vectorizer_counts_what_features_counts():
+    """The classifier's fast path (ids and counts from numpy) against the feature strings it is trained on,
+    and its token pattern against `_TOKEN`'s grammar, on every 8th of Linguist's samples."""
+    import itertools
+    import re
+
+    import numpy as np
+
+    from langs import classifier
+    from langs.features import _TOKEN, _TOKENS_AND_BREAKS, Vectorizer, features, without_licence
+    from langs.train import read_samples
+
+    root = os.path.join(LANGS_SHARED, "linguist-samples")
+    if not os.path.isdir(root):
+        pytest.skip("../shared/data/langs/linguist-samples is absent")
+    grammar = re.compile(r"[^\S\n]*(\n|" + re.sub(r"\(\?P<\w+>", "(?:", _TOKEN.pattern.split("|", 1)[1]) + ")", re.X)
+    model = classifier.model()
+    texts = [text for _, _, text in read_samples(root)[::8]]
+    texts += ['#!/usr/bin/env python3\nx = "a b" + 0x1F + deadbeefdeadbeef0 <a href> fooBar\n', "#!\n", "#!/bin/sh", ""]
+    forgetful = Vectorizer(model.vocab)
+    forgetful.KEEP_TOKENS = 30_000  # more than a text holds (50 KiB), forgotten every ~100 texts
+    forgetful._forget()
+    for text in texts:
+        cut = without_licence(text)
+        assert _TOKENS_AND_BREAKS.findall(cut) == grammar.findall(cut)
+        counts = features(text)
+        ids = np.fromiter(map(model.vocab.get, counts, itertools.repeat(-1)), dtype=np.int64, count=len(counts))
+        n = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        order = np.argsort(ids)
+        known = ids[order] >= 0
+        for vectorize in (model._vectorizer, forgetful):
+            got_ids, got_n = vectorize(text)
+            assert np.array_equal(got_ids, ids[order][known]) and np.array_equal(got_n, n[order][known])
