@@ -42,11 +42,19 @@ fasttext.train_supervised(input=a.pop("input"), **a["args"]).save_model(a["outpu
 """
 
 
+# fastText 0.9.2 initialises only `thread`/10 of the input matrix (`uniformThread`'s block is a tenth of it) and
+# relied on std::vector zeroing the rest; the fasttext-numpy2-wheel build allocates it with posix_memalign, so at
+# thread=1 nine tenths start as whatever the heap held: NaN or a different model, depending on the process's
+# history and environment (valgrind: "uninitialised value ... created by createRandomMatrix"). glibc fills every
+# allocation with 0xff ^ this byte, i.e. zeros: upstream's semantics, the same model in any environment.
+_ZERO_FILLED_ALLOCATIONS = {"MALLOC_PERTURB_": "255"}
+
+
 def _fit(data: str, output: str, args: dict) -> None:
-    """Train in a fresh process: fasttext 0.9.2 can hit NaN when a process trains a second time
-    (state left by the first run), and a fresh process makes each training start from the same state."""
+    """Train in a fresh process whose allocations start zeroed (see above): each training starts from the same
+    state whatever ran before it."""
     spec = json.dumps({"input": data, "output": output, "args": args})
-    r = subprocess.run([sys.executable, "-c", _FIT, spec], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", _FIT, spec], capture_output=True, text=True, env=os.environ | _ZERO_FILLED_ALLOCATIONS)
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
         raise (Diverged if "Encountered NaN" in tail else TrainError)(f"fastText training failed: {tail}")

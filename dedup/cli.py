@@ -40,7 +40,7 @@ def _run(args, kind: str, opts: dict) -> int:
         name=f"dedup-{args.mode}", run_dir=args.output, seed=0, executor=args.executor or "local", workers=workers, stages=stages,
     )
     try:
-        Runner(recipe, address=args.address, progress=not args.quiet).run()
+        Runner(recipe, address=args.address, progress=not args.quiet, owns_run_dir=True).run()
     except RunError as e:
         print(f"codecurate: {e}", file=sys.stderr)
         return 1

@@ -3,7 +3,7 @@
 The core (imports no feature package; `tests/test_layering.py` checks it):
 - `recipe`: the recipe model; `fields`: field types stage kinds share; `stage`: `StageSpec` (a kind's keys, the
   only place they are declared) and `Phase`; `registry`: kind name -> `module:Class`, imported lazily;
-  `builtin`: the `basic_filter` and `concat` kinds;
+  `builtin`: the `basic_filter`, `concat` and `files` kinds;
 - `runner`: stages in dependency order, config hashes, resume; `executors`: Ray and local executors
   (retries, timeouts, datatrove's task logs); `status`, `report`: watching a run;
 - `steps`: `Step`, `Filter`, `Accounted` (every input counted); `accounting`: the books of a stage;
@@ -19,6 +19,6 @@ Features (each a package with its stage kinds and commands):
 - `web/`: CommonCrawl WARC/WET ingest, HTML extraction, the URL module (`web.urls`);
 - `decontaminate/`: benchmark decontamination;
 - `mixing/`: mix by category and tokens, the FIM stage, tokenized shards and Megatron files.
-Elsewhere: `langs` (languages), `classifiers` (recall loop), `dedup`, `tokenizer` (with `tokenizer.fim`,
-the FIM format), `trainer`. The demo (`demo`, `sample`, `sample_real`) uses them all.
+Elsewhere: `langs` (languages), `classifiers` (recall loop), `dedup`, `tokenizer` (`tokenizer.fim`, the FIM format;
+`tokenizer.stage`, the `train_tokenizer` kind), `trainer`. The demo (`demo`, `sample`, `sample_real`) uses them all.
 """

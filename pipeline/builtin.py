@@ -104,15 +104,16 @@ class FileReader(Step):
 
 
 class Files(StageSpec):
-    """Parquet or JSON-lines files as documents: a file, a directory, a glob or an fsspec URL (`storage.input_files`)."""
+    """Parquet or JSON-lines files as documents: a file, a directory, a glob or an fsspec URL (`storage.input_files`),
+    or a list of them (read in that order)."""
 
     needs_input = False
-    path: str
+    path: str | list[str]
     text_field: str = "text"
     id_field: str = "id"
 
     def files(self) -> list[str]:
-        return storage.input_files([self.path], TABLE_SUFFIXES)
+        return storage.input_files([self.path] if isinstance(self.path, str) else self.path, TABLE_SUFFIXES)
 
     def default_tasks(self, ctx: StageContext) -> int:
         return len(self.files())

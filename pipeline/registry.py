@@ -35,6 +35,8 @@ KINDS: dict[str, str] = {
     "mix": "pipeline.mixing.mix:Mix",
     "fim": "pipeline.mixing.fim:Fim",
     "tokenize_shards": "pipeline.mixing.shards:TokenizeShards",
+    # a BPE trained on the run's documents (tokenizer/)
+    "train_tokenizer": "tokenizer.stage:TrainTokenizer",
 }
 
 

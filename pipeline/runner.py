@@ -90,8 +90,12 @@ class Runner:
         address: str | None = None,
         workers: int | None = None,
         progress: bool = True,
+        owns_run_dir: bool = False,
     ):
+        """`owns_run_dir`: a stand-alone command's `--output` belongs to the command, so a stage completed there
+        with other settings is redone; a recipe's run_dir is the user's, and such a stage is refused instead."""
         self.recipe = recipe
+        self.owns_run_dir = owns_run_dir
         self.executor = executor or recipe.executor
         if address and self.executor != "ray":
             raise RunError("--address joins a Ray cluster; it needs --executor ray")
@@ -103,12 +107,21 @@ class Runner:
     def stage_dir(self, name: str) -> str:
         return storage.join(self.run_dir, name)
 
-    def is_done(self, spec: StageSpec) -> bool:
+    def _saved_hash(self, name: str) -> str | None:
+        """The config hash a completed stage was run with (its `_SUCCESS`); None while it has not completed."""
         try:
-            saved = storage.read_bytes(storage.join(self.stage_dir(spec.name), "_SUCCESS")).decode().strip()
+            return storage.read_bytes(storage.join(self.stage_dir(name), "_SUCCESS")).decode().strip()
         except FileNotFoundError:
+            return None
+
+    def is_done(self, spec: StageSpec) -> bool:
+        saved = self._saved_hash(spec.name)
+        if saved is None:
             return False
         if saved != stage_hash(self.recipe, spec.name):
+            if self.owns_run_dir:
+                self.fresh([spec.name])
+                return False
             raise RunError(
                 f"stage {spec.name!r} in {self.run_dir} was completed with a different config; "
                 f"run with --fresh {spec.name} to redo it, or use a new run_dir"

@@ -15,6 +15,9 @@ from pipeline.recipe import parse_recipe
 from pipeline.runner import Runner
 from pipeline.steps import Step
 
+# the label list and Linguist's samples that the language tests compare against, where ../shared has them
+LANGS_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "langs")
+
 
 class Boom(Step):
     """A step that fails on the first document: for the failure-reporting tests."""

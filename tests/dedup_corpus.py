@@ -1,4 +1,4 @@
-"""Test helpers for dedup: a corpus with planted near-duplicates, and running dedup stages on it."""
+"""Test helpers for dedup: a corpus with planted near-duplicates, running dedup stages on it, reading their output."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 import os
 import random
 
+import pyarrow.parquet as pq
+
 from dedup.shingles import shingle_bytes
-from pipeline import registry
+from pipeline import registry, storage
 from pipeline.builtin import Files
 from pipeline.recipe import Recipe
 from pipeline.runner import Runner
@@ -83,6 +85,20 @@ def run_dedup(run_dir, input_path: str, kind: str, executor: str = "local", work
     runner = Runner(recipe, progress=False)
     runner.run()
     return runner
+
+
+def read_clusters(run_dir) -> dict[str, tuple[str, bool]]:
+    """A dedup run's `clusters.parquet` as {id: (cluster_id, kept)}."""
+    t = pq.read_table(os.path.join(run_dir, "dedup", "clusters.parquet")).to_pylist()
+    return {r["id"]: (r["cluster_id"], r["kept"]) for r in t}
+
+
+def read_kept_ids(run_dir) -> list[str]:
+    """The ids of the documents a dedup run kept, in shard order."""
+    out = []
+    for f in storage.list_shards([os.path.join(run_dir, "dedup")]):
+        out += pq.read_table(f, columns=["id"]).column("id").to_pylist()
+    return out
 
 
 def run_graph(common: dict, stage_dir: str) -> int:

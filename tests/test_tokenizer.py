@@ -1,18 +1,13 @@
-"""Tokenizer: DeepSeek-V2 ids and sentinels, round trips, training, the MMIDIDX format."""
+"""Tokenizer: DeepSeek-V2 ids and sentinels, round trips, the MMIDIDX format (training: test_tokenizer_train.py)."""
 
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import tokenizer as tk
-from pipeline import documents
 from pipeline.mixing.megatron import IndexedDataset, IndexedDatasetWriter
 
 TEXTS = [
@@ -82,53 +77,6 @@ def test_empty_indexed_dataset_and_interrupted_writer(tmp_path):
     (tmp_path / "bad.bin").write_bytes(b"")
     with pytest.raises(ValueError, match="not a Megatron MMIDIDX index"):
         IndexedDataset(str(tmp_path / "bad"))
-
-
-def _corpus(tmp_path):
-    stage = tmp_path / "stage"
-    stage.mkdir()
-    rows = []
-    for i in range(300):
-        text = f"def function_{i}(value):\n    return value * {i} + len('données {i}')\n# the quick brown fox {i}\n"
-        rows.append(documents.to_row(documents.Document(text=text, id=str(i), metadata={"source": "github"})))
-    pq.write_table(pa.Table.from_pylist(rows, schema=documents.SCHEMA), stage / "part-00000.parquet")
-    return stage, [r["text"] for r in rows]
-
-
-def test_tokenizer_train_cli_output_loads_in_transformers(tmp_path):
-    from transformers import PreTrainedTokenizerFast
-
-    stage, texts = _corpus(tmp_path)
-    out = tmp_path / "tok"
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "tokenizer", "train", str(stage), "--output", str(out),
-                        "--vocab-size", "600"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    ours = tk.load(str(out / "tokenizer.json"))
-    assert 261 < ours.hf.get_vocab_size() <= 600  # 5 special + 256 bytes + merges (the corpus is small)
-    assert [ours.hf.token_to_id(t) for t in tk.SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
-    hf = PreTrainedTokenizerFast(tokenizer_file=str(out / "tokenizer.json"))
-    for t in texts[:50] + TEXTS:
-        assert ours.decode(ours.encode(t)) == t
-        assert hf.encode(t, add_special_tokens=False) == ours.encode(t) or tk.FIM_BEGIN_TOKEN in t
-    pretrained = PreTrainedTokenizerFast.from_pretrained(str(out))
-    assert pretrained.eos_token == tk.EOS and pretrained.convert_tokens_to_ids(tk.FIM_HOLE_TOKEN) == 2
-    # a trained merge: frequent words become single tokens
-    assert len(ours.encode(" return")) == 1
-
-
-def test_tokenizer_train_cli_reports_missing_input(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "tokenizer", "train", str(tmp_path), "--output", str(tmp_path / "o")],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and f"tokenizer train input not found: {tmp_path}" in r.stderr
-    assert "Traceback" not in r.stderr
-
-
-def test_tokenizer_inputs_take_a_file_a_directory_or_a_glob(tmp_path):
-    from tokenizer.train import iter_texts
-
-    stage, texts = _corpus(tmp_path)
-    for given in ([str(stage)], [str(stage / "part-00000.parquet")], [str(tmp_path / "st*" / "part-*.parquet")]):
-        assert list(iter_texts(given)) == texts, given
 
 
 @pytest.mark.slow

@@ -6,30 +6,15 @@ special tokens are BOS, EOS and the three FIM sentinels (ids 0-4). FIM documents
 in their original order (`tokenizer.fim.restore`), so sentinels are never merged into text.
 The result is a `tokenizer.json` that `transformers.PreTrainedTokenizerFast` loads, next to the
 `tokenizer_config.json` / `special_tokens_map.json` that `from_pretrained(DIR)` reads.
+`tokenizer.stage` runs this as the `train_tokenizer` stage kind (and `codecurate tokenizer train`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-from tokenizer import BOS, EOS, FIM_BEGIN_TOKEN, FIM_END_TOKEN, FIM_HOLE_TOKEN, SPECIAL_TOKENS, deepseek_json_path, fim
-
-
-def iter_texts(inputs: list[str]) -> Iterator[str]:
-    """Texts of every document in the given parquet inputs, in the forms every command takes: a file, a
-    directory of shards (a stage's output), a glob or an fsspec URL. A missing input is a `ValueError` naming it."""
-    from pipeline import storage
-    from pipeline.io import iter_documents
-
-    try:
-        files = storage.input_files(inputs, (".parquet",), "tokenizer train input")
-    except storage.StorageError as e:
-        raise ValueError(str(e)) from None
-    for path in files:
-        for doc in iter_documents(path, columns=["id", "text", "metadata"]):
-            yield fim.restore(doc.text, doc.metadata.get("fim"))
+from tokenizer import BOS, EOS, FIM_BEGIN_TOKEN, FIM_END_TOKEN, FIM_HOLE_TOKEN, SPECIAL_TOKENS, deepseek_json_path
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 100_000, min_frequency: int = 2):
@@ -48,14 +33,16 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 100_000, min_frequency: in
 
 
 def save(tok, output_dir: str) -> str:
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, "tokenizer.json")
-    tok.save(path)
+    """tokenizer.json and the two configs, each written atomically (`pipeline.storage`, so any fsspec URL);
+    the path of tokenizer.json."""
+    from pipeline import storage
+
+    path = storage.join(output_dir, "tokenizer.json")
+    storage.write_text(path, tok.to_str(pretty=True))  # the bytes `Tokenizer.save` writes
     special = {"bos_token": BOS, "eos_token": EOS, "pad_token": EOS,
                "additional_special_tokens": [FIM_BEGIN_TOKEN, FIM_HOLE_TOKEN, FIM_END_TOKEN]}
-    with open(os.path.join(output_dir, "special_tokens_map.json"), "w") as f:
-        json.dump(special, f, indent=2, ensure_ascii=False)
-    with open(os.path.join(output_dir, "tokenizer_config.json"), "w") as f:
-        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": False, "add_eos_token": False,
-                   "clean_up_tokenization_spaces": False, **special}, f, indent=2, ensure_ascii=False)
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": False, "add_eos_token": False,
+              "clean_up_tokenization_spaces": False, **special}
+    for name, obj in (("special_tokens_map.json", special), ("tokenizer_config.json", config)):
+        storage.write_text(storage.join(output_dir, name), json.dumps(obj, indent=2, ensure_ascii=False))
     return path

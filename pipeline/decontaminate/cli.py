@@ -52,7 +52,7 @@ def cmd_decontaminate(args) -> int:
               DecontaminateStage(name="decontaminate", kind="decontaminate", input="input", benchmarks=specs)]
     recipe = Recipe(name="decontaminate", run_dir=args.output, seed=0, executor=args.executor or "local",
                     workers=args.workers or 1, stages=stages)
-    Runner(recipe, address=args.address, progress=not args.quiet).run()
+    Runner(recipe, address=args.address, progress=not args.quiet, owns_run_dir=True).run()
     out = storage.join(args.output, "decontaminate")
     books = storage.read_json(storage.join(out, "_stats.json"), {})
     hits = removed_by_benchmark(books)

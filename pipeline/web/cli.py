@@ -19,7 +19,7 @@ def cmd_extract(args) -> int:
         ingest["storage_options"] = {"s3": {"endpoint_url": args.s3_endpoint}}
     extract = {"name": "extract", "kind": "web_extract", "input": "ingest", "main_content": not args.keep_boilerplate, "dedup_urls": not args.keep_duplicates}
     recipe = {"name": "web-extract", "run_dir": args.output, "executor": args.executor, "workers": args.workers, "stages": [ingest, extract]}
-    Runner(parse_recipe(recipe, "codecurate web extract"), progress=not args.quiet).run()
+    Runner(parse_recipe(recipe, "codecurate web extract"), progress=not args.quiet, owns_run_dir=True).run()
     ing = storage.read_json(storage.join(args.output, "ingest", "_stats.json"), {})
     ext = storage.read_json(storage.join(args.output, "extract", "_stats.json"), {})
     dropped: dict[str, int] = {}
