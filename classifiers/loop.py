@@ -34,7 +34,7 @@ from collections import defaultdict
 from classifiers import sample, stats
 from classifiers.annotate import CSV_COLUMNS
 from classifiers.model import TrainError, train
-from classifiers.pages import read_pages
+from classifiers.pages import page_prefixes, read_pages
 from classifiers.settings import Hyper, LoopKeys, TargetConfig
 from dedup import work
 from pipeline import documents, storage
@@ -129,9 +129,19 @@ def train_round(cfg: LoopConfig, k: int) -> dict:
             "near_domains": m.near,
             "pool_ids": sorted(p["id"] for p in m.positives),
         }
+        near = set(m.near)
+
+        def far_section(page: dict, near=near) -> str | None:
+            """A far negative's deepest URL prefix; hard negatives (near domains) were judged by prefix already."""
+            if sample._domain(page, cfg.group_by) in near:
+                return None
+            prefixes = page_prefixes(page, cfg.group_by, cfg.prefix_depth)
+            return prefixes[-1][1] if prefixes else None
+
         meta = train(
             file_pages[t] + m.positives, m.negatives, cfg.model_dir(k, t), tokenizer=cfg.tokenizer, hyper=hyper,
             heldout=cfg.heldout, threshold=cfg.target(t).threshold, target=t, round=k, clean_negatives=True,
+            section_of=far_section,
         )
         check_model(cfg, t, k, meta)
     storage.write_json(storage.join(cfg.round_dir(k), "seed.json"), seed_info)
@@ -166,12 +176,14 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
     for t in cfg.names:
         doms = domains.get(t, {})
         related = sorted(d for d, v in doms.items() if v["fraction"] > cfg.domain_threshold)
-        suggested_yes = []
+        suggested_yes, rejected = [], []
         for e in (c for c in cands if c["target"] == t):
             frac, conf = e["recalled"] / e["pages"], e["confident"] / e["pages"]
             sug = "yes" if conf >= cfg.accept_threshold else "no"
             if sug == "yes":
                 suggested_yes.append(e["prefix"])
+            if e["rejected"] / e["pages"] >= cfg.accept_threshold:
+                rejected.append(e["prefix"])
             csv_rows.append({
                 "target": t, "domain": e["domain"], "prefix": e["prefix"], "depth": e["depth"], "pages": e["pages"],
                 "recalled": e["recalled"], "recalled_fraction": f"{frac:.4f}",
@@ -199,6 +211,7 @@ def analyze_round(cfg: LoopConfig, k: int) -> dict:
             "candidate_prefixes": sum(1 for r in csv_rows if r["target"] == t),
             "suggested_prefixes": suggested_yes,
             "new_prefixes": sorted(set(suggested_yes) - set(prev_t.get("suggested_prefixes", []))),
+            "rejected_prefixes": rejected,
             "overlap_with_previous": (round(c["overlap"] / c["recalled"], 6) if c["recalled"] else None) if k > 1 else None,
             "heldout": {m: held.get(m) for m in ("precision", "recall", "f1", "auc")},
             "domains": doms,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import posixpath
 import subprocess
@@ -156,19 +157,30 @@ def _pick(data: _Data, rows: list, tmp: str, hyper: Hyper, threshold: float) -> 
 
 
 SPY_QUANTILE = 0.15  # the share of spies a reliable negative may outscore (S-EM's noise level)
+SECTION_ALPHA = 0.05  # significance of a section's excess of likely positives among its negatives
 
 
 def _halves(rows: list) -> list[list]:
     return [[r for r in rows if _frac(r[0]["id"], "clean") < 0.5], [r for r in rows if _frac(r[0]["id"], "clean") >= 0.5]]
 
 
-def _clean(data: _Data, rows: list, tmp: str, args: dict, threshold: float) -> set[int]:
+def _binomial_tail(n: int, k: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def _clean(data: _Data, rows: list, tmp: str, args: dict, threshold: float, section_of=None) -> set[int]:
     """Training negatives that look like positives, by 2-fold cross-fitting with spies (Liu et al.'s
     S-EM): each half of the negatives is scored by a model trained on the other half and half of the
     positives; the other positives are the spies, pages known to be positive that the model has not
     seen. A negative that scores at least `threshold`, or as high as all but the lowest
     `SPY_QUANTILE` of the spies, is a likely positive: the pool's negatives hold the target's own
-    pages, which pull a model's scores of positives below any fixed threshold."""
+    pages, which pull a model's scores of positives below any fixed threshold.
+
+    `section_of(page)` (None: not judged by section, e.g. a URL prefix): a section whose negatives are
+    likely positives significantly more often than the sample's (one-sided binomial test at
+    `SECTION_ALPHA`) holds the target's pages, so all its negatives go: the half-models score its
+    other target pages low because they train on them as negatives."""
     import fasttext
 
     neg, pos = _halves([r for r in rows if not r[1]]), _halves([r for r in rows if r[1]])
@@ -189,7 +201,18 @@ def _clean(data: _Data, rows: list, tmp: str, args: dict, threshold: float) -> s
             spies = sorted(data.scores(model, pos[b]))
             cut = min(cut, spies[int(SPY_QUANTILE * len(spies))])
         doubtful |= {id(r) for r, s in zip(neg[b], data.scores(model, neg[b])) if s >= cut}
-    return set() if len(doubtful) == len(neg[0]) + len(neg[1]) else doubtful
+    negs = neg[0] + neg[1]
+    if section_of and doubtful:
+        rate = len(doubtful) / len(negs)
+        sections: dict[str, list[int]] = {}
+        for r in negs:
+            sec = section_of(r[0])
+            if sec is not None:
+                sections.setdefault(sec, []).append(id(r))
+        for ids in sections.values():
+            if _binomial_tail(len(ids), sum(i in doubtful for i in ids), rate) < SECTION_ALPHA:
+                doubtful |= set(ids)
+    return set() if len(doubtful) == len(negs) else doubtful
 
 
 def train(
@@ -204,13 +227,15 @@ def train(
     round: int | None = None,
     extra: dict | None = None,
     clean_negatives: bool = False,
+    section_of=None,
 ) -> dict:
     """Train on pages (`id`, `text`) cut into windows, hold out a hash-chosen `heldout` share of pages,
     choose lr/epoch on a validation split when they are not given, write the artefacts; returns model.json.
 
     `clean_negatives`: negatives sampled from an unlabelled pool hold some positives; training
     negatives that look like positives (`_clean`) are dropped before the final model is trained.
-    Held-out negatives are not cleaned, so held-out precision and AUC are lower bounds."""
+    Held-out negatives are not cleaned, so held-out precision and AUC are lower bounds; `section_of`
+    names a negative's section (URL prefix) so that sections of likely positives go whole (`_clean`)."""
     import fasttext
 
     hyper = hyper or Hyper()
@@ -230,7 +255,8 @@ def train(
         ranked, tried = _pick(data, train_rows, tmp, hyper, threshold)
         path, local_bin = os.path.join(tmp, "train.txt"), os.path.join(tmp, "model.bin")
         for n, (lr, epoch) in enumerate(ranked):  # the next candidate when fastText diverges (NaN)
-            dropped = _clean(data, train_rows, tmp, hyper.fasttext_args(lr, epoch), threshold) if clean_negatives else set()
+            args = hyper.fasttext_args(lr, epoch)
+            dropped = _clean(data, train_rows, tmp, args, threshold, section_of) if clean_negatives else set()
             kept = [r for r in train_rows if id(r) not in dropped]
             n_lines = data.write(path, kept)
             try:

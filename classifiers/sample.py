@@ -89,7 +89,8 @@ def near_domains(cfg: LoopConfig, k: int) -> dict[str, list[str]]:
     """target -> the domains near it: those of its seed (files and prefixes) and, from round 2 on,
     those round k-1 found related. Their pages that no round recalled are often missed positives, so
     negatives come from other domains and, as hard negatives, from near pages that round k-1 scored
-    at most 1 - `confident_score`; other near pages only fill up when those run short."""
+    at most 1 - `confident_score` under a prefix it (or an earlier round) rejected (`rejected_prefixes`);
+    other near pages only fill up when those run short."""
     if k > 1:
         prev = storage.read_json(storage.join(cfg.round_dir(k - 1), "seed.json"), {})
         report = storage.read_json(storage.join(cfg.round_dir(k - 1), "report.json"), {}).get("targets", {})
@@ -116,6 +117,23 @@ def _domain(page: dict, group_by: str) -> str:
     return page_domain({**page, "domain": page.get("domain") or urls.registered_domain(page.get("url")) or ""}, group_by)
 
 
+def rejected_prefixes(cfg: LoopConfig, k: int) -> dict[str, dict[int, list[str]]]:
+    """target -> round j < k -> the candidate prefixes of round j where at least `accept_threshold` of
+    the pages score at most 1 - `confident_score`: the mirror of accepting a prefix. Only under them
+    are near pages that round j rejected with confidence hard negatives: where a prefix's pages are
+    only partly rejected (an API reference the seed's model half recalls), its rejected pages are
+    mostly the target's pages that model misses, not sections of another kind. What a round
+    rejected stays rejected, as what joined the seed stays in it: a later model, trained on the
+    grown seed, need not reject the same prefix as clearly."""
+    out: dict[str, dict[int, list[str]]] = {t: {} for t in cfg.names}
+    for j in range(1, k):
+        report = storage.read_json(storage.join(cfg.round_dir(j), "report.json"), {}).get("targets", {})
+        for t in cfg.names:
+            if report.get(t, {}).get("rejected_prefixes"):
+                out[t][j] = report[t]["rejected_prefixes"]
+    return out
+
+
 def history(cfg: LoopConfig, k: int) -> dict[str, list[dict]]:
     """target -> the growth steps that built seed_{k-1}: [{round j, prefixes, rule}] as recorded in seed.json."""
     out: dict[str, list[dict]] = {t: [] for t in cfg.names}
@@ -139,6 +157,7 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
         table = score_part(cfg, j, rank)
         scores[j] = {} if table is None else {r["id"]: r for r in table.to_pylist()}
     grow: dict[str, list[str]] = {t: [] for t in cfg.names}
+    rejected = rejected_prefixes(cfg, k)
     if k > 1:
         accepted = read_annotations(cfg, k - 1)
         prev = storage.read_json(storage.join(cfg.round_dir(k - 1), "seed.json"), {})
@@ -171,8 +190,9 @@ def write_sample(cfg: LoopConfig, k: int, rank: int, world_size: int) -> None:
                     c["agree_first"] += s[1][key] >= cut[1][t]
                 elif k > 1 and s[k - 1][key] >= cut[k - 1][t]:
                     continue  # recalled by the previous round: likely a positive, never a negative
-                elif dom in near[t] and not (k > 1 and s[k - 1][key] <= 1 - cfg.confident_score):
-                    role = "near"  # a near page is a negative only when the previous round rejected it with confidence
+                elif dom in near[t] and not any(s[j][key] <= 1 - cfg.confident_score and under(page, ps, cfg.group_by)
+                                                for j, ps in rejected[t].items()):
+                    role = "near"  # a near page is a (hard) negative only when a round rejected it and its prefix with confidence
                 if role in ("seed", "joining"):
                     c[role] += 1
                 keep[(t, role)].add(page_hash(cfg.seed, role, page["id"]), page["id"], {"target": t, "role": role, **page})

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 STAT_SCHEMA = pa.schema([
     ("target", pa.string()), ("domain", pa.string()), ("prefix", pa.string()), ("depth", pa.int64()),
-    ("pages", pa.int64()), ("recalled", pa.int64()), ("confident", pa.int64()), ("titles", pa.string()),
-])  # prefix "" and depth -1: the domain's own row; titles: JSON [[id, title], ...], the first recalled ids
+    ("pages", pa.int64()), ("recalled", pa.int64()), ("confident", pa.int64()), ("rejected", pa.int64()), ("titles", pa.string()),
+])  # prefix "" and depth -1: the domain's own row; rejected: pages scoring at most 1 - confident_score;
+# titles: JSON [[id, title], ...], the first recalled ids
 RECALLED_SCHEMA = pa.schema([("target", pa.string()), ("id", pa.string()), ("score", pa.float64())])
 TOP_SCHEMA = pa.schema([("target", pa.string()), ("id", pa.string()), ("score", pa.float64()), ("tokens", pa.int64())])
 TITLES = 3
@@ -94,7 +95,7 @@ def route(cfg: LoopConfig, k: int, rank: int) -> None:
     recalled: list[dict] = []
     counts: dict = {"pages": len(rows), "targets": {}}
     for t in cfg.names:
-        key, sure = f"score.{t}", max(cut[t], cfg.confident_score)
+        key, sure, unsure = f"score.{t}", max(cut[t], cfg.confident_score), 1 - cfg.confident_score
         n_rec = tokens = overlap = 0
         for r in rows:
             hit = r[key] >= cut[t]
@@ -107,18 +108,20 @@ def route(cfg: LoopConfig, k: int, rank: int) -> None:
             if not dom:
                 continue
             for depth, prefix in [(-1, "")] + page_prefixes(r, cfg.group_by, cfg.prefix_depth):
-                e = acc.setdefault((t, dom, prefix), [depth, 0, 0, 0, []])
+                e = acc.setdefault((t, dom, prefix), [depth, 0, 0, 0, 0, []])
                 e[1] += 1
                 e[2] += hit
                 e[3] += r[key] >= sure
-                if hit and len(e[4]) < TITLES and r["title"]:
-                    e[4].append([r["id"], r["title"]])
+                e[4] += r[key] <= unsure
+                if hit and len(e[5]) < TITLES and r["title"]:
+                    e[5].append([r["id"], r["title"]])
         counts["targets"][t] = {"recalled": n_rec, "tokens": tokens, "overlap": overlap}
     keys = sorted(acc)
     stats = pa.table({
         "target": [k_[0] for k_ in keys], "domain": [k_[1] for k_ in keys], "prefix": [k_[2] for k_ in keys],
         "depth": [acc[k_][0] for k_ in keys], "pages": [acc[k_][1] for k_ in keys], "recalled": [acc[k_][2] for k_ in keys],
-        "confident": [acc[k_][3] for k_ in keys], "titles": [json.dumps(acc[k_][4]) for k_ in keys],
+        "confident": [acc[k_][3] for k_ in keys], "rejected": [acc[k_][4] for k_ in keys],
+        "titles": [json.dumps(acc[k_][5]) for k_ in keys],
     }, schema=STAT_SCHEMA)
     parts = np.array([_part(k_[0], k_[1], cfg.partitions) for k_ in keys], dtype=np.int64)
     work.write_parts(work.task_file(storage.join(cfg.work_dir(k), "stats"), rank), stats, parts)
@@ -130,8 +133,9 @@ def route(cfg: LoopConfig, k: int, rank: int) -> None:
 def _sum(table: pa.Table) -> dict[tuple, dict]:
     out: dict[tuple, dict] = {}
     for r in table.to_pylist():
-        e = out.setdefault((r["target"], r["domain"], r["prefix"]), {"depth": r["depth"], "pages": 0, "recalled": 0, "confident": 0, "titles": []})
-        for c in ("pages", "recalled", "confident"):
+        e = out.setdefault((r["target"], r["domain"], r["prefix"]),
+                           {"depth": r["depth"], "pages": 0, "recalled": 0, "confident": 0, "rejected": 0, "titles": []})
+        for c in ("pages", "recalled", "confident", "rejected"):
             e[c] += r[c]
         e["titles"] = sorted(e["titles"] + json.loads(r["titles"]))[:TITLES]
     return out

@@ -202,3 +202,23 @@ def test_spies_find_the_targets_own_pages_among_the_negatives(tmp_path):
     dropped = _clean(data, rows, str(tmp_path), SMALL.fasttext_args(0.3, 20), 0.5)
     doubtful = {r[0]["id"] for r in rows if id(r) in dropped}
     assert sum(d.startswith("c") for d in doubtful) >= 27 and not any(d.startswith("n") for d in doubtful)
+
+
+def test_a_section_whose_negatives_look_like_positives_goes_whole(tmp_path):
+    from classifiers.model import _clean, _Data
+
+    # mixed/: prose pages and some of the target's pages; news/: prose only
+    pos = _pages("p", "code", 40, 1)
+    neg = _pages("n", "prose", 60, 2) + _pages("m", "prose", 30, 4) + _pages("c", "code", 10, 3)
+    rows = [(p, 1) for p in pos] + [(p, 0) for p in neg]
+    data = _Data(rows, get_tokenizer("whitespace"), SMALL)
+    section = {"n": "news/", "m": "mixed/", "c": "mixed/"}
+
+    def dropped(section_of):
+        out = _clean(data, rows, str(tmp_path), SMALL.fasttext_args(0.3, 20), 0.5, section_of)
+        return {r[0]["id"][0] for r in rows if id(r) in out}, sum(id(r) in out for r in rows)
+
+    # mixed/'s negatives are likely positives far more often than the sample's: all of them go
+    assert dropped(lambda p: section[p["id"][0]]) == ({"m", "c"}, 40)
+    kinds, n = dropped(lambda p: None)  # no section judged: only the pages that look like positives
+    assert "c" in kinds and "n" not in kinds and n < 20

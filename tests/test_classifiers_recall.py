@@ -150,11 +150,18 @@ def test_negatives_come_from_domains_far_from_the_target(auto_run):
     s1, s2 = (json.loads((rd / f"round_{k}" / "seed.json").read_text()) for k in (1, 2))
     assert s1["math"]["near_domains"] == ["mathwiki.org"] and s1["code"]["near_domains"] == []  # the seed's domains
     assert {"codebase.dev", "forum.net"} <= set(s2["code"]["near_domains"])  # and then the related ones
-    merged, s1 = sample.merge(cfg, 2, lambda *a: 50), scores(run, 1)
+    merged, s1, r1 = sample.merge(cfg, 2, lambda *a: 50), scores(run, 1), report(run, 1)["targets"]
+    # a prefix is rejected when most of its pages score <= 0.2: the forum's prose, never the API reference
+    # whose unrecalled pages are its "hard" code pages
+    assert "www.forum.net/life/" in r1["code"]["rejected_prefixes"]
+    assert not any(p.startswith("docs.codebase.dev") for p in r1["code"]["rejected_prefixes"])
     for t in ("code", "math"):
         near = [p for p in merged[t].negatives if ".".join(p["url"].split("/")[2].split(".")[-2:]) in s2[t]["near_domains"]]
         assert len(merged[t].negatives) == 50 and len(near) < 50
-        assert all(s1[p["id"]][f"score.{t}"] <= 0.2 for p in near)  # near pages only as confidently rejected hard negatives
+        # near pages only as hard negatives: confidently rejected, under a prefix the round rejected
+        assert all(s1[p["id"]][f"score.{t}"] <= 0.2 for p in near)
+        assert all(p["url"].split("://")[1].startswith(tuple(r1[t]["rejected_prefixes"])) for p in near)
+    assert any("forum.net/life/" in p["url"] for p in merged["code"].negatives)
     # when the far pages run short, unrecalled pages of near domains fill up the negatives
     merged = sample.merge(cfg, 2, lambda *a: 1000)
     assert any("forum.net" in p["url"] for p in merged["code"].negatives)
