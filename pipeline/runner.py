@@ -107,16 +107,10 @@ class Runner:
     def stage_dir(self, name: str) -> str:
         return storage.join(self.run_dir, name)
 
-    def _saved_hash(self, name: str) -> str | None:
-        """The config hash a completed stage was run with (its `_SUCCESS`); None while it has not completed."""
-        try:
-            return storage.read_bytes(storage.join(self.stage_dir(name), "_SUCCESS")).decode().strip()
-        except FileNotFoundError:
-            return None
-
     def is_done(self, spec: StageSpec) -> bool:
-        saved = self._saved_hash(spec.name)
-        if saved is None:
+        try:
+            saved = storage.read_bytes(storage.join(self.stage_dir(spec.name), "_SUCCESS")).decode().strip()
+        except FileNotFoundError:
             return False
         if saved != stage_hash(self.recipe, spec.name):
             if self.owns_run_dir:
