@@ -18,25 +18,25 @@ from dedup import keep as keeping
 from dedup.big_buckets import jaccard
 
 
-def split(members: pa.Table, keep: list[str], shingles: dict[int, np.ndarray], threshold: float) -> pa.Table:
+def split(members: pa.Table, keep: list[str], shingles, threshold: float) -> pa.Table:
     """`members` (with `cluster`) relabelled by centre ref; members left alone at their centre are dropped.
-    `shingles`: each member's shingle set by ref."""
+    `shingles`: the members' shingle sets (`dedup.steps.Sets`)."""
     if not len(members):
         return members
     ranked, _ = keeping.rank_members(members, "cluster", keep)
     refs = ranked.column("ref").to_numpy()
+    sets = shingles.views(refs)
     comp = ranked.column("cluster").to_numpy()
     centre = np.empty(len(refs), dtype=np.uint64)
     starts = np.flatnonzero(np.concatenate([[True], comp[1:] != comp[:-1]]))
     for s, e in zip(starts, np.append(starts[1:], len(refs))):
-        centres: list[int] = []
+        centres: list[int] = []  # positions in `ranked`
         for i in range(s, e):
-            r = int(refs[i])
-            hit = next((c for c in centres if jaccard(shingles[r], shingles[c]) >= threshold), None)
+            hit = next((c for c in centres if jaccard(sets[i], sets[c]) >= threshold), None)
             if hit is None:
-                centres.append(r)
-                hit = r
-            centre[i] = hit
+                centres.append(i)
+                hit = i
+            centre[i] = refs[hit]
     uniq, n = np.unique(centre, return_counts=True)
     counts = dict(zip(uniq.tolist(), n.tolist()))
     alone = np.array([counts[c] == 1 for c in centre.tolist()], dtype=bool)

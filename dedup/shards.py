@@ -1,9 +1,10 @@
 """The input of a dedup stage: its shards, cut into one piece of rows per task.
 
 With at least as many shards as tasks, task r takes whole shards `[r*F//T, (r+1)*F//T)`, knowing
-only the file list. With fewer (one large file), the rows are cut evenly and a task reads only
-the row groups of its range, so one big parquet file keeps every worker busy. Either way a
-document's ref stays `shard << 32 | row`, so clusters do not depend on the cut.
+only the file list. With fewer (one large file), the rows are cut into pieces of about equal
+uncompressed bytes (the row groups' sizes in the footers) and a task reads only the row groups of
+its range, so one big parquet file keeps every worker equally busy. Either way a document's ref
+stays `shard << 32 | row`, so clusters do not depend on the cut.
 
 Besides the stage's own shards (codecurate's document schema), the CLI reads parquet files in
 place with any column names (`text_field`, `id_field`; the other columns become metadata).
@@ -50,9 +51,12 @@ class ShardInput:
     def files(self) -> list[str]:
         return list(self.source.files) if self.source else storage.list_shards(self.input_dirs)
 
-    def _rows(self, path: str) -> int:
+    def _groups(self, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, uncompressed bytes) of each row group of a file."""
         with storage.open_file(path, "rb") as f:
-            return pq.ParquetFile(f).metadata.num_rows
+            md = pq.ParquetFile(f).metadata
+        groups = [md.row_group(g) for g in range(md.num_row_groups)]
+        return np.array([g.num_rows for g in groups], np.int64), np.array([g.total_byte_size for g in groups], np.float64)
 
     @cached_property
     def pieces(self) -> list[list[Piece]]:
@@ -60,12 +64,21 @@ class ShardInput:
         nf, t = len(self.files), self.tasks
         if nf >= t:
             return [[Piece(s, 0, None) for s in range(r * nf // t, (r + 1) * nf // t)] for r in range(t)]
-        sizes = [self._rows(p) for p in self.files]
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        total = int(starts[-1])
+        # cut by uncompressed bytes (the work of a task), at row resolution: a row group's bytes spread over its rows
+        rows, sizes, first = [], [], [0]
+        for path in self.files:
+            group_rows, group_bytes = self._groups(path)
+            rows.append(group_rows)
+            sizes.append(group_bytes)
+            first.append(first[-1] + int(group_rows.sum()))
+        row_at = np.concatenate([[0], np.cumsum(np.concatenate(rows))])
+        byte_at = np.concatenate([[0.0], np.cumsum(np.maximum(np.concatenate(sizes), 1.0))])
+        cut = np.round(np.interp(byte_at[-1] * np.arange(t + 1) / t, byte_at, row_at)).astype(np.int64)
+        cut[-1] = row_at[-1]
+        starts = np.array(first)
         out: list[list[Piece]] = []
         for r in range(t):
-            lo, hi = r * total // t, (r + 1) * total // t
+            lo, hi = cut[r], cut[r + 1]
             mine = []
             for s in range(nf):
                 a, b = max(lo, starts[s]), min(hi, starts[s + 1])

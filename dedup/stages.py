@@ -29,9 +29,10 @@ from pipeline.fields import Fraction
 from pipeline.stage import Phase, StageContext, StageSpec
 
 KeepRule = Literal[KEEP_RULES]  # type: ignore[valid-type]
-# graph phases run as many tasks as their data needs (up to `tasks`): a process pool costs seconds
-BAND_ROWS_PER_TASK = 16_000_000
-VERIFY_PAIRS_PER_TASK = 1_000_000
+# the phases after `signatures` run as many tasks as their data needs (up to `tasks`), each a second or more
+# of work: a local pool's task costs ~0.5 s to start (measured on real versioned code, benchmarks/RESULTS.md)
+BAND_ROWS_PER_TASK = 250_000  # ~5 us a band row
+VERIFY_CHECKS_PER_TASK = 100_000  # candidate pairs and big-bucket members: ~20 us a Jaccard check
 EDGES_PER_TASK = 4_000_000
 
 
@@ -141,9 +142,11 @@ class DedupNear(_Dedup):
         )], t)
         band_rows = work.read_counts(ctx.work_dir("counts")).get("band_rows", 0)
         yield Phase("buckets", [steps.Buckets(**common, all_pairs=self.verify)], sized(t, band_rows, BAND_ROWS_PER_TASK))
-        edges = work.read_counts(ctx.work_dir("edge_counts")).get("edges", 0)
+        counts = work.read_counts(ctx.work_dir("edge_counts"))
+        edges = counts.get("edges", 0)
         if self.verify:
-            yield Phase("verify", [steps.Verify(**common, threshold=self.threshold)], sized(t, edges, VERIFY_PAIRS_PER_TASK))
+            checks = edges + counts.get("big_rows", 0)
+            yield Phase("verify", [steps.Verify(**common, threshold=self.threshold)], sized(t, checks, VERIFY_CHECKS_PER_TASK))
             edges = work.read_counts(ctx.work_dir("verified_counts")).get("edges", 0)
         g = sized(t, 2 * edges, EDGES_PER_TASK)
         k = 1

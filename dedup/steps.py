@@ -120,13 +120,22 @@ class Sets:
     def __len__(self) -> int:
         return len(self.refs)
 
-    def __getitem__(self, ref: int) -> np.ndarray:
-        i = int(np.searchsorted(self.refs, np.uint64(ref)))
-        if i == len(self.refs) or int(self.refs[i]) != ref:
-            raise KeyError(ref)
-        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-        c = int(np.searchsorted(self.starts, lo, side="right")) - 1  # sets are not empty: never a chunk's end
-        return self.chunks[c][lo - self.starts[c] : hi - self.starts[c]]
+    def views(self, refs: np.ndarray) -> list[np.ndarray]:
+        """The sets of `refs` (any order), as views: located in one vectorised pass, then one slice each."""
+        i = np.searchsorted(self.refs, refs)
+        found = i < len(self.refs)
+        found[found] = self.refs[i[found]] == refs[found]
+        if not found.all():
+            raise KeyError(int(refs[np.argmin(found)]))
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        c = np.searchsorted(self.starts, lo, side="right") - 1  # sets are not empty: never a chunk's end
+        base = self.starts[c]
+        chunks = self.chunks
+        return [chunks[k][a:b] for k, a, b in zip(c.tolist(), (lo - base).tolist(), (hi - base).tolist())]
+
+    def mapping(self) -> dict[int, np.ndarray]:
+        """Every set by ref (for a few thousand sets: a dict entry costs ~250 bytes)."""
+        return dict(zip(self.refs.tolist(), self.views(self.refs)))
 
     def take(self, pos: np.ndarray) -> Sets:
         """The sets at positions `pos` (increasing) of one chunk's sets (a row group's), copied."""
@@ -249,7 +258,7 @@ class Buckets(WorkStep):
                     else:
                         graph.add_both_ways(edges, e, self.partitions)
         self.stat_update("candidate_pairs", value=n)
-        work.write_count(self.path("edge_counts"), rank, edges=n)
+        work.write_count(self.path("edge_counts"), rank, edges=n, big_rows=big.written)
 
     def _partition(self, t: pa.Table, big: work.PartWriter) -> np.ndarray:
         key, ref = t.column("key").to_numpy(), t.column("ref").to_numpy()
@@ -269,7 +278,7 @@ class Buckets(WorkStep):
             self.stat_update("big_buckets", value=int(is_big.sum()))
             if is_big.any():
                 big.add(pa.table({"key": key[member_big], "ref": ref[member_big]}, schema=BAND_SCHEMA),
-                        np.zeros(int(member_big.sum()), np.int64))
+                        (key[member_big] % np.uint64(self.partitions)).astype(np.int64))  # the band partition
             small = (sizes > 2) & ~is_big
             for s, n in zip(starts[small], sizes[small]):
                 i, j = np.triu_indices(n, 1)
@@ -284,8 +293,8 @@ class Verify(WorkStep):
 
     Edge partitions `rank::world_size`: each reads its candidate pairs and only the row groups of
     the shingle-set files that hold their documents (`SetIndex`), never whole input shards. Task
-    `rank` also resolves the big buckets of bucket task files `rank::world_size` (`big_buckets`),
-    BIG_BUCKET_DOCS members at a time. Verified edges go to the components' input.
+    `rank` also resolves the big buckets of its partitions (`big_buckets`), BIG_BUCKET_DOCS members at a
+    time. Verified edges go to the components' input.
     """
 
     name = "verify pairs"
@@ -309,11 +318,15 @@ class Verify(WorkStep):
                     edges = [unique_edges(t.column("a").to_numpy(), t.column("b").to_numpy()) for _, t in batch]
                     batch.clear()  # only the edges are needed; the next batch is read while this list is bound
                     kept += self._verify(edges, index, out)
-            for path in work.glob(self.path("big"), "t*.parquet")[rank::world_size]:
-                with self.track_time():
-                    e = self._big_buckets(path, index)
-                    kept += len(e)
-                    graph.add_both_ways(out, e, self.partitions)
+            held: list[pa.Table] = []  # big buckets of several partitions: their members' sets are read together
+            for q, t in self.parts("big", BAND_SCHEMA).partitions(work.mine(self.partitions, rank, world_size)):
+                held.append(t)
+                if sum(map(len, held)) >= BIG_BUCKET_DOCS or q + world_size >= self.partitions:
+                    with self.track_time():
+                        e = self._big_buckets(pa.concat_tables(held), index)
+                        held.clear()
+                        kept += len(e)
+                        graph.add_both_ways(out, e, self.partitions)
         self.stat_update("set_row_groups_read", value=index.groups_read)
         work.write_count(self.path("verified_counts"), rank, edges=kept)
 
@@ -322,17 +335,18 @@ class Verify(WorkStep):
         sets = index.get(np.unique(np.concatenate([e.reshape(-1) for e in edges])))
         kept = 0
         for e in edges:
-            ok = np.fromiter((big_buckets.jaccard(sets[a], sets[b]) >= self.threshold for a, b in e.tolist()),
-                             dtype=bool, count=len(e))
+            pairs = zip(sets.views(e[:, 0]), sets.views(e[:, 1]))
+            ok = np.fromiter((big_buckets.jaccard(x, y) >= self.threshold for x, y in pairs), dtype=bool, count=len(e))
             self.stat_update("verified_pairs", value=int(ok.sum()))
             self.stat_update("rejected_pairs", value=int((~ok).sum()))
             kept += int(ok.sum())
             graph.add_both_ways(out, e[ok], self.partitions)
         return kept
 
-    def _big_buckets(self, path: str, index: SetIndex) -> np.ndarray:
-        t = work.read_tables([path], BAND_SCHEMA)
+    def _big_buckets(self, t: pa.Table, index: SetIndex) -> np.ndarray:
         key, ref = t.column("key").to_numpy(), t.column("ref").to_numpy()
+        order = np.lexsort((ref, key))  # a bucket's members in ref order, whichever task wrote them
+        key, ref = key[order], ref[order]
         starts, sizes = groups(key)
         edges: list[tuple[int, int]] = []
         first = 0
@@ -341,7 +355,7 @@ class Verify(WorkStep):
             while last < len(starts) and starts[last] + sizes[last] - starts[first] <= BIG_BUCKET_DOCS:
                 last += 1
             lo, hi = starts[first], starts[last - 1] + sizes[last - 1]
-            similarity = big_buckets.Similarity(index.get(np.unique(ref[lo:hi])))
+            similarity = big_buckets.Similarity(index.get(np.unique(ref[lo:hi])).mapping())
             for s, n in zip(starts[first:last], sizes[first:last]):
                 found, unchecked = big_buckets.resolve(ref[s : s + n].tolist(), similarity, self.threshold)
                 edges += found

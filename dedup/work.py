@@ -87,6 +87,7 @@ class PartWriter:
         self._tables: list[pa.Table] = []
         self._parts: list[np.ndarray] = []
         self._rows, self._bytes, self._groups, self._next = 0, 0, {}, 0
+        self.written = 0  # rows added so far
         self._file = self._writer = None
 
     def __enter__(self):
@@ -104,6 +105,7 @@ class PartWriter:
             self._tables.append(table.cast(self.schema))
             self._parts.append(np.asarray(part, dtype=np.int64))
             self._rows += len(table)
+            self.written += len(table)
             self._bytes += self._tables[-1].nbytes + 8 * len(table)
             if self._bytes >= self.flush_bytes:
                 self._flush()
