@@ -40,37 +40,73 @@ def _files(paths: list[str]):
             yield p, p, False
 
 
-def cmd_tag(args) -> int:
+CHUNK_FILES = 64  # files a worker tags per job; output keeps the walk's order
+PARALLEL_FROM = 512  # fewer files are tagged in this process: a pool's start-up would cost more than it saves
+
+
+def _tag_files(job: tuple[list[tuple[str, str, bool]], bool, bool]) -> tuple[str, list[str], int]:
+    """Tag a chunk of files: (their JSON rows, lines for stderr, exit status)."""
     import json
 
     from langs import tag
     from langs.tagger import CONSIDER_BYTES
     from pipeline.inputs import NotRegularFile, check_regular
 
-    rc = 0
-    rows: list[str] = []  # written 256 at a time: one write per row costs more than tagging it (PYTHONUNBUFFERED)
-    for full, rel, regular in _files(args.paths):
+    files, content_only, jsonl = job
+    rows, errors, rc = [], [], 0
+    for full, rel, regular in files:
         try:
             if not regular:
                 check_regular(full)  # a FIFO would block `open` for ever; devices and sockets are no files either
             with open(full, "rb", buffering=0) as f:
                 data = f.read(CONSIDER_BYTES)
         except NotRegularFile:
-            print(f"codecurate langs tag: {full}: skipped, not a regular file", file=sys.stderr)
+            errors.append(f"codecurate langs tag: {full}: skipped, not a regular file")
             continue
         except OSError as e:
-            print(f"codecurate langs tag: {full}: {e.strerror or e}", file=sys.stderr)
+            errors.append(f"codecurate langs tag: {full}: {e.strerror or e}")
             rc = 1
             continue
-        t = tag(rel, data, content_only=args.content_only)
+        t = tag(rel, data, content_only=content_only)
         row = {"path": full, "language": t.language, "linguist": t.linguist, "kind": t.kind, "strategy": t.strategy, "confidence": t.confidence}
         if t.reason:
             row["reason"] = t.reason
-        rows.append(json.dumps(row, ensure_ascii=False, indent=None if args.jsonl else 2) + "\n")
-        if len(rows) >= 256:
-            sys.stdout.write("".join(rows))
-            rows.clear()
-    sys.stdout.write("".join(rows))
+        rows.append(json.dumps(row, ensure_ascii=False, indent=None if jsonl else 2) + "\n")
+    return "".join(rows), errors, rc
+
+
+def cmd_tag(args) -> int:
+    """Chunks of files are tagged by a pool of `--jobs` forked processes when there are many (rows come out
+    in the walk's order either way), else here; rows are written a chunk at a time (this machine sets
+    PYTHONUNBUFFERED: one write per row cost more than tagging it)."""
+    import os
+
+    files = list(_files(args.paths))
+    jobs = [(files[i : i + CHUNK_FILES], args.content_only, args.jsonl) for i in range(0, len(files), CHUNK_FILES)]
+    workers = min(args.jobs or os.cpu_count() or 1, len(jobs))
+    pool = None
+    if workers > 1 and len(files) >= PARALLEL_FROM:
+        import multiprocessing
+
+        from langs.linguist import index
+
+        index()  # Linguist's data parsed once, before the fork, and shared
+        if args.content_only:  # every file needs the classifier: its model and scoring tables too
+            from langs import classifier
+
+            classifier.model().classify("int x;")
+        pool = multiprocessing.get_context("fork").Pool(workers)
+    rc = 0
+    try:
+        for rows, errors, status in (pool.imap(_tag_files, jobs) if pool else map(_tag_files, jobs)):
+            sys.stdout.write(rows)
+            for line in errors:
+                print(line, file=sys.stderr)
+            rc |= status
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
     return rc
 
 
@@ -92,6 +128,7 @@ def register(sub) -> None:
     t.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     t.add_argument("--jsonl", action="store_true", help="one compact JSON object per line (default: indented)")
     t.add_argument("--content-only", action="store_true", help="ignore file names; classify by content")
+    t.add_argument("--jobs", type=int, metavar="N", help=f"processes tagging files (default: one per CPU core, from {PARALLEL_FROM} files)")
     t.set_defaults(func=cmd_tag)
     n = lsub.add_parser("nl", help="natural language of a text file (- for stdin), with fastText lid.176")
     n.add_argument("file")

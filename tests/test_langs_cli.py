@@ -44,6 +44,36 @@ def test_cli_walks_directories_as_os_walk_does(tmp_path, capsys):
     assert "pipe: skipped, not a regular file" in out.err
 
 
+def test_cli_tags_many_files_in_a_pool_in_walk_order(tmp_path, capsys, monkeypatch):
+    """Past PARALLEL_FROM files, chunks go to forked workers: the same rows in the same order as one process,
+    with names and content only; an unreadable file is still a line on stderr and exit status 1."""
+    import langs.cli
+    from pipeline.cli import main
+
+    monkeypatch.setattr(langs.cli, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(langs.cli, "CHUNK_FILES", 4)
+    bodies = ["import os\nprint(os.sep)\n", "#include <stdio.h>\nint main(void) { return 0; }\n", "# Title\n\nSome *text*.\n",
+              "fn main() { println!(\"hi\"); }\n", "SELECT a, b FROM t WHERE a > 1;\n"]
+    for i in range(30):
+        (tmp_path / f"d{i % 3}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 3}" / f"f{i:02d}{('.py', '.c', '.md', '.rs', '.sql')[i % 5]}").write_text(bodies[i % 5])
+    (tmp_path / "d1" / "locked.py").write_text("x = 1\n")
+    (tmp_path / "d1" / "locked.py").chmod(0)
+    named = None
+    for flags in ([], ["--content-only"]):
+        outs = []
+        for jobs in ("1", "3"):
+            rc = main(["langs", "tag", "--jsonl", "--jobs", jobs, *flags, str(tmp_path)])
+            outs.append((rc, capsys.readouterr()))
+        (rc1, one), (rc3, pooled) = outs
+        assert pooled.out == one.out and len(one.out.splitlines()) >= 30
+        if os.geteuid() != 0:  # root reads a mode-0 file anyway
+            assert rc1 == rc3 == 1 and "locked.py" in pooled.err
+        named = named or one.out
+    languages = [json.loads(line)["language"] for line in named.splitlines()]
+    assert {"Python", "C", "Markdown", "Rust", "SQL"} <= set(languages)
+
+
 def test_langs_tag_starts_without_the_other_packages(tmp_path):
     """`codecurate langs tag` registers only the command modules up to its own: no datatrove, pydantic or fsspec
     (the other packages' flags are built from their stage classes), and no numpy where no file needs the classifier."""
