@@ -20,7 +20,7 @@ from dedup.big_buckets import jaccard
 
 def split(members: pa.Table, keep: list[str], shingles, threshold: float) -> pa.Table:
     """`members` (with `cluster`) relabelled by centre ref; members left alone at their centre are dropped.
-    `shingles`: the members' shingle sets (`dedup.steps.Sets`)."""
+    `shingles`: the members' shingle sets (`dedup.sets.Sets`)."""
     if not len(members):
         return members
     ranked, _ = keeping.rank_members(members, "cluster", keep)

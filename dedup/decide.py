@@ -132,7 +132,7 @@ class Decide(WorkStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from dedup import centres
-        from dedup.steps import SetIndex
+        from dedup.sets import SetIndex
 
         reader = self.parts("labelled", graph.LABELLED_SCHEMA)
         sets = None

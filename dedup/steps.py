@@ -7,28 +7,24 @@ applies the decisions. Every phase after `Signatures` works partition by partiti
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 
 from dedup import big_buckets, graph, work
 from dedup import keep as keeping
 from dedup.minhash import MinHasher, band_keys
 from dedup.phase import WorkStep
+from dedup.sets import SetIndex, SetWriter
 from dedup.shingles import shingle_set
-from pipeline import storage
 
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("ref", pa.uint64())])
-SET_SCHEMA = pa.schema([("ref", pa.uint64()), ("shingles", pa.list_(pa.uint32()))])
 ALL_PAIRS_UP_TO = 8  # with verification, buckets this small give all their pairs; larger ones go to big_buckets
 BIG_BUCKET_DOCS = 5_000  # Verify resolves about this many big-bucket members at a time (their sets, up to 64 checks each)
-SET_ROWS = 256  # documents per row group of the shingle-set files: what Verify reads to get one set
-CACHE_BYTES = 8 << 20  # shingle-set row groups a SetIndex keeps read (callers fetch a batch's sets in one pass)
 VERIFY_BATCH_BYTES = 1 << 20  # candidate pairs (16 B each) whose shingle sets Verify holds at once
+SAME_TEXT_BYTES = 32 << 20  # recent texts, shingle sets and band keys `Signatures` keeps to skip repeated texts
 EDGE_BLOCK = 8  # Verify's partition of an edge is that of its first document's 2^8-row block: fewer set reads
 
 
@@ -54,19 +50,19 @@ class Signatures(WorkStep):
         p = self.partitions
         docs = band_rows = 0
         sets_path = work.task_file(self.path("sets"), rank)
+        recent = _SameText(SAME_TEXT_BYTES)
         with work.PartWriter(work.task_file(self.path("bands"), rank), BAND_SCHEMA) as bands, \
                 work.PartWriter(work.task_file(self.path("members"), rank), keeping.MEMBER_SCHEMA) as members, \
-                _SetWriter(sets_path if self.sets else None) as sets:
+                SetWriter(sets_path if self.sets else None) as sets:
             for shard, row0, cols in self.input.batches(rank, ["id", "text", "metadata"]):
                 with self.track_time():
-                    texts = cols["text"]
+                    texts = [t or "" for t in cols["text"]]
                     refs = work.make_ref(shard, np.arange(row0, row0 + len(texts)))
                     docs += len(texts)
-                    # distinct shingles: the same signature, fewer rows to hash, and Verify's sets
-                    sh = [shingle_set(t or "", self.ngram, self.tokenizer) for t in texts]
+                    sh, rows = self._hash(texts, hasher, recent)
                     has = np.fromiter((len(s) > 0 for s in sh), dtype=bool, count=len(sh))
                     self.stat_update("no_tokens", value=int((~has).sum()))
-                    keys = band_keys(hasher.signatures([s for s, h in zip(sh, has) if h]), self.bands, self.rows).reshape(-1)
+                    keys = np.concatenate([r for r in rows if r is not None]) if has.any() else np.empty(0, np.uint64)
                     bands.add(pa.table({"key": keys, "ref": np.repeat(refs[has], self.bands)}, schema=BAND_SCHEMA),
                               (keys % np.uint64(p)).astype(np.int64))
                     band_rows += len(keys)
@@ -77,145 +73,49 @@ class Signatures(WorkStep):
                     self.stat_update("signatures", value=int(has.sum()))
         work.write_count(self.path("counts"), rank, docs=docs, band_rows=band_rows)
 
+    def _hash(self, texts: list[str], hasher: MinHasher, recent: _SameText) -> tuple[list[np.ndarray], list]:
+        """Each text's distinct shingles (the same signature, fewer rows to hash, and Verify's set) and its band
+        keys (None without shingles); a text seen recently, or earlier in the batch, is not hashed again."""
+        found = [recent.get(t) for t in texts]
+        todo: dict[str, list[int]] = {}
+        for i, f in enumerate(found):
+            if f is None:
+                todo.setdefault(texts[i], []).append(i)
+        new = [shingle_set(t, self.ngram, self.tokenizer) for t in todo]
+        full = [s for s in new if len(s)]
+        keys = iter(band_keys(hasher.signatures(full), self.bands, self.rows) if full else ())
+        for (text, where), s in zip(todo.items(), new):
+            f = found[where[0]] = (s, next(keys).copy() if len(s) else None)  # a copy: a row would keep the batch's array
+            recent.put(text, f)
+            for i in where[1:]:
+                found[i] = f
+        return [f[0] for f in found], [f[1] for f in found]
 
-class _SetWriter:
-    """Each document's shingle set (sorted distinct hashes), in ref order, SET_ROWS documents per row group,
-    streamed batch by batch (nothing when `path` is None)."""
 
-    def __init__(self, path: str | None):
-        self.path = path
-        if path:
-            self.files = contextlib.ExitStack()
-            self.file = self.files.enter_context(storage.atomic_open(path, "wb"))
-            self.writer = pq.ParquetWriter(self.file, SET_SCHEMA, compression="lz4", use_dictionary=False)
+class _SameText:
+    """Shingle sets and band keys of recent texts, by text (exact: dict keys compare the strings), about
+    `max_bytes` of them, oldest out first. Versioned code repeats files verbatim from release to release: on
+    the benchmark's real releases 37% of the files (16% of the bytes), about one release apart."""
 
-    def __enter__(self):
-        return self
+    def __init__(self, max_bytes: int):
+        self.items: dict[str, tuple] = {}
+        self.bytes, self.max_bytes = 0, max_bytes
 
-    def add(self, refs: np.ndarray, shingles: list[np.ndarray]) -> None:
-        if not self.path or not len(refs):
+    def get(self, text: str):
+        return self.items.get(text)
+
+    def put(self, text: str, item: tuple) -> None:
+        if text in self.items or not len(item[0]):
             return
-        offsets = np.concatenate([[0], np.cumsum([len(s) for s in shingles])]).astype(np.int32)
-        values = pa.array(np.concatenate(shingles), pa.uint32())
-        t = pa.table({"ref": pa.array(refs, pa.uint64()), "shingles": pa.ListArray.from_arrays(pa.array(offsets), values)},
-                     schema=SET_SCHEMA)
-        self.writer.write_table(t, row_group_size=SET_ROWS)
+        self.items[text] = item
+        self.bytes += self._size(text, item)
+        while self.bytes > self.max_bytes:
+            old = next(iter(self.items))
+            self.bytes -= self._size(old, self.items.pop(old))
 
-    def __exit__(self, exc_type, *exc):
-        if self.path:
-            self.writer.close()
-            self.files.__exit__(exc_type, *exc)  # the file appears only when complete
-
-
-class Sets:
-    """Shingle sets by ref, packed: sorted refs, and offsets into the concatenation of a few arrays of hashes
-    (`chunks`, e.g. one per row group read), so a set costs its hashes and 16 bytes, not a numpy object and a
-    dict entry (~250 bytes, more than a small file's set), and joining the sets of many row groups copies
-    no hashes."""
-
-    def __init__(self, refs: np.ndarray, offsets: np.ndarray, chunks: list[np.ndarray]):
-        self.refs, self.offsets, self.chunks = refs, offsets, chunks
-        self.starts = np.cumsum([0] + [len(c) for c in chunks])
-
-    def __len__(self) -> int:
-        return len(self.refs)
-
-    def views(self, refs: np.ndarray) -> list[np.ndarray]:
-        """The sets of `refs` (any order), as views: located in one vectorised pass, then one slice each."""
-        i = np.searchsorted(self.refs, refs)
-        found = i < len(self.refs)
-        found[found] = self.refs[i[found]] == refs[found]
-        if not found.all():
-            raise KeyError(int(refs[np.argmin(found)]))
-        lo, hi = self.offsets[i], self.offsets[i + 1]
-        c = np.searchsorted(self.starts, lo, side="right") - 1  # sets are not empty: never a chunk's end
-        base = self.starts[c]
-        chunks = self.chunks
-        return [chunks[k][a:b] for k, a, b in zip(c.tolist(), (lo - base).tolist(), (hi - base).tolist())]
-
-    def mapping(self) -> dict[int, np.ndarray]:
-        """Every set by ref (for a few thousand sets: a dict entry costs ~250 bytes)."""
-        return dict(zip(self.refs.tolist(), self.views(self.refs)))
-
-    def take(self, pos: np.ndarray) -> Sets:
-        """The sets at positions `pos` (increasing) of one chunk's sets (a row group's), copied."""
-        (values,) = self.chunks
-        lens = self.offsets[pos + 1] - self.offsets[pos]
-        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-        idx = np.repeat(self.offsets[pos] - offsets[:-1], lens) + np.arange(offsets[-1])
-        return Sets(self.refs[pos], offsets, [values[idx]])
-
-
-def concat_sets(parts: list[Sets]) -> Sets:
-    if not parts:
-        return Sets(np.empty(0, np.uint64), np.zeros(1, np.int64), [])
-    lens = np.concatenate([np.diff(p.offsets) for p in parts])
-    return Sets(np.concatenate([p.refs for p in parts]), np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-                [c for p in parts for c in p.chunks])
-
-
-class SetIndex:
-    """Shingle sets by ref, reading only the row groups (SET_ROWS documents) that hold the refs asked for.
-
-    It keeps each row group's first ref and place (24 bytes per SET_ROWS documents), not the files'
-    parsed footers (~0.5 KB per row group): a group's file footer is read again when the group is.
-    Row groups hold increasing, disjoint ranges of refs (tasks cut the input in ref order)."""
-
-    def __init__(self, paths: list[str]):
-        lo, where = [], []
-        self.paths = paths
-        for i, path in enumerate(paths):
-            with storage.open_file(path, "rb") as f:
-                md = pq.ParquetFile(f).metadata
-            for g in range(md.num_row_groups):
-                st = md.row_group(g).column(0).statistics
-                if st is not None and st.has_min_max:
-                    lo.append(st.min)
-                    where.append((i, g))
-        order = np.argsort(np.array(lo, dtype=np.uint64), kind="stable")
-        self.lo = np.array(lo, dtype=np.uint64)[order]
-        self.where = np.array(where, dtype=np.int64).reshape(-1, 2)[order]
-        self.cache: dict[tuple[int, int], Sets] = {}
-        self.cached_bytes = 0
-        self.groups_read = 0
-
-    def get(self, refs: np.ndarray) -> Sets:
-        """The sets of `refs` (sorted, distinct) that exist, copied: a view would keep its whole row group's
-        buffer alive after the cache lets it go."""
-        parts = []
-        if len(refs):
-            slot = np.searchsorted(self.lo, refs, side="right") - 1
-            starts, sizes = groups(slot)
-            for s, n in zip(starts.tolist(), sizes.tolist()):
-                group = self._group(*map(int, self.where[int(slot[s])]))
-                want = refs[s : s + n]
-                pos = np.minimum(np.searchsorted(group.refs, want), len(group) - 1)
-                parts.append(group.take(pos[group.refs[pos] == want]))
-        return concat_sets(parts)
-
-    def _group(self, i: int, g: int) -> Sets:
-        if (i, g) not in self.cache:
-            if self.cached_bytes > CACHE_BYTES:
-                self.cache.clear()
-                self.cached_bytes = 0
-            with storage.open_file(self.paths[i], "rb") as f:
-                t = pq.ParquetFile(f).read_row_group(g)
-            self.groups_read += 1
-            lst = t.column("shingles").combine_chunks()
-            group = Sets(t.column("ref").to_numpy(), lst.offsets.to_numpy().astype(np.int64),
-                         [lst.values.to_numpy(zero_copy_only=False)])
-            self.cache[(i, g)] = group
-            self.cached_bytes += group.chunks[0].nbytes + 16 * len(group)
-        return self.cache[(i, g)]
-
-
-def groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(start, size) of each run of equal values in a sorted array."""
-    if not len(sorted_keys):
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
-    sizes = np.diff(np.append(starts, len(sorted_keys)))
-    return starts, sizes
+    @staticmethod
+    def _size(text: str, item: tuple) -> int:
+        return len(text) + 100 + item[0].nbytes + item[1].nbytes
 
 
 def unique_edges(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -264,7 +164,7 @@ class Buckets(WorkStep):
         key, ref = t.column("key").to_numpy(), t.column("ref").to_numpy()
         order = np.lexsort((ref, key))
         key, ref = key[order], ref[order]
-        starts, sizes = groups(key)
+        starts, sizes = work.runs(key)
         self.stat_update("buckets_with_duplicates", value=int((sizes > 1).sum()))
         first = np.repeat(ref[starts], sizes)  # star edges: every member after the first, paired with the first
         star = np.ones(len(ref), dtype=bool)
@@ -347,7 +247,7 @@ class Verify(WorkStep):
         key, ref = t.column("key").to_numpy(), t.column("ref").to_numpy()
         order = np.lexsort((ref, key))  # a bucket's members in ref order, whichever task wrote them
         key, ref = key[order], ref[order]
-        starts, sizes = groups(key)
+        starts, sizes = work.runs(key)
         edges: list[tuple[int, int]] = []
         first = 0
         while first < len(starts):  # a chunk of whole buckets, about BIG_BUCKET_DOCS members

@@ -53,6 +53,15 @@ def spread(values: np.ndarray, partitions: int) -> np.ndarray:
     return ((h >> np.uint64(29)) % np.uint64(partitions)).astype(np.int64)
 
 
+def runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, size) of each run of equal values in a sorted array."""
+    if not len(sorted_keys):
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+    sizes = np.diff(np.append(starts, len(sorted_keys)))
+    return starts, sizes
+
+
 def write_table(path: str, table: pa.Table, compression: str = "zstd", **kw) -> None:
     storage.write_parquet(path, table, compression=compression, **kw)
 

@@ -28,6 +28,30 @@ TEXTS = [
 ]
 
 
+def test_repeated_texts_reuse_their_shingles_and_keys():
+    """`Signatures` hashes a text seen recently (or earlier in the batch) once: the same sets and band keys as
+    hashing every text, also when the cache is too small to keep anything."""
+    from dedup import steps
+    from dedup.shingles import shingle_set
+
+    step = steps.Signatures([], "/nonexistent", tasks=1, partitions=4, ngram=5, tokenizer="code", num_perm=112, seed=1,
+                            bands=14, rows=8, stars_field="stars", sets=True)
+    hasher = MinHasher(112, 1)
+    batches = [TEXTS + TEXTS[:3], TEXTS[2:] + TEXTS[:2]]
+    for max_bytes in (1 << 20, 0):
+        recent = steps._SameText(max_bytes)
+        for texts in batches:
+            sets, keys = step._hash(texts, hasher, recent)
+            for t, s, k in zip(texts, sets, keys):
+                want = shingle_set(t, 5, "code")
+                np.testing.assert_array_equal(s, want)
+                if len(want):
+                    np.testing.assert_array_equal(k, band_keys(hasher.signatures([want]), 14, 8)[0])
+                else:
+                    assert k is None
+        assert (len(recent.items) > 0) == (max_bytes > 0) and recent.bytes <= max_bytes
+
+
 @pytest.mark.parametrize("num_perm,seed", [(112, 1), (256, 42)])
 def test_signatures_equal_datasketch_minhash(num_perm, seed):
     ours = MinHasher(num_perm, seed).signatures([shingle_hashes(t, 5) for t in TEXTS])

@@ -71,7 +71,7 @@ def test_cli_tags_many_files_in_a_pool_in_walk_order(tmp_path, capsys, monkeypat
             assert rc1 == rc3 == 1 and "locked.py" in pooled.err
         named = named or one.out
     languages = [json.loads(line)["language"] for line in named.splitlines()]
-    assert {"Python", "C", "Markdown", "Rust", "SQL"} <= set(languages)
+    assert {"Python", "C", "Rust", "SQL"} <= set(languages)
 
 
 def test_langs_tag_starts_without_the_other_packages(tmp_path):
