@@ -21,6 +21,7 @@ from dedup import keep as keeping
 from dedup.keys import text_key, url_key
 from dedup.phase import WorkStep
 from pipeline import storage
+from pipeline.steps import Tally
 
 CENTRES_BATCH_BYTES = 4 << 20  # cluster members (~50 B each) whose shingle sets `clusters: centres` holds at once
 KEY_SCHEMA = pa.schema(
@@ -213,11 +214,12 @@ class ApplyDecisions(WorkStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         yield from data or ()
-        drops = self.parts("decisions", work.DROP_SCHEMA).read(rank).column("ref").to_numpy()
-        drop = set(drops.tolist())
-        for shard, row, doc in self.input.documents(rank):
-            self.count_in(doc)
-            if (shard << 32) | row in drop:
-                self.drop(doc, self.reason)
+        drops = np.unique(self.parts("decisions", work.DROP_SCHEMA).read(rank).column("ref").to_numpy())
+        tally = Tally(self)  # the books in lists: a dropped document is never built, only its size read
+        for doc, nbytes in self.input.documents(rank, skip=drops):
+            tally.count_in(nbytes)
+            if doc is None:
+                tally.drop(self.reason, nbytes)
             else:
                 yield doc
+        tally.flush()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datatrove.data import Document
 from pydantic import BaseModel, ConfigDict
@@ -108,12 +110,26 @@ class ShardInput:
             for row0, batch in self._read(piece, self._physical(columns), batch_size):
                 yield piece.shard, row0, self._logical(piece.shard, row0, batch, columns)
 
-    def documents(self, rank: int):
-        """(shard, row, Document) for task `rank`'s rows."""
+    def documents(self, rank: int, skip: np.ndarray | None = None):
+        """(Document or None, its text's UTF-8 bytes) for task `rank`'s rows, in order; the rows whose ref is in
+        `skip` (sorted) are not built (None): only their size is read, from the Arrow column."""
         for piece in self.pieces[rank]:
             for row0, batch in self._read(piece, None, 1024):
-                for i, row in enumerate(batch.to_pylist()):
-                    yield piece.shard, row0 + i, self._document(piece.shard, row0 + i, row)
+                sizes = self._text_bytes(batch)
+                built = np.ones(len(batch), bool)
+                if skip is not None and len(skip):
+                    built = ~np.isin(work.make_ref(piece.shard, np.arange(row0, row0 + len(batch))), skip, assume_unique=True)
+                rows = iter(batch.filter(pa.array(built)).to_pylist())
+                for i, (b, n) in enumerate(zip(built.tolist(), sizes.tolist())):
+                    yield (self._document(piece.shard, row0 + i, next(rows)) if b else None), n
+
+    def _text_bytes(self, batch) -> np.ndarray:
+        """What `documents.text_bytes` gives each row's Document (no text or a non-string column: 0)."""
+        name = self.source.text_field if self.source else "text"
+        col = batch.column(name) if name in batch.schema.names else None
+        if col is None or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            return np.zeros(len(batch), np.int64)
+        return pc.binary_length(col).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
 
     def _read(self, piece: Piece, columns, batch_size: int):
         with storage.open_file(self.files[piece.shard], "rb") as f:
