@@ -94,7 +94,7 @@ class ExactKeys(WorkStep):
                         "length": [len(texts[i] or "") for i in idx],
                         "stars": stars_of([c["metadata"][i] for i in idx], self.stars_field),
                     }, schema=KEY_SCHEMA)
-                    out.add(t, (lo % np.uint64(self.partitions)).astype(np.int64))
+                    out.add(t, work.hashed(lo, self.partitions))
         self.stat_update("docs", value=docs)
         work.write_count(self.path("counts"), rank, docs=docs)
 

@@ -64,7 +64,7 @@ class Signatures(WorkStep):
                     self.stat_update("no_tokens", value=int((~has).sum()))
                     keys = np.concatenate([r for r in rows if r is not None]) if has.any() else np.empty(0, np.uint64)
                     bands.add(pa.table({"key": keys, "ref": np.repeat(refs[has], self.bands)}, schema=BAND_SCHEMA),
-                              (keys % np.uint64(p)).astype(np.int64))
+                              work.hashed(keys, p))
                     band_rows += len(keys)
                     members.add(pa.table({"ref": refs, "id": cols["id"], "length": [len(t or "") for t in texts],
                                           "stars": stars_of(cols["metadata"], self.stars_field)}, schema=keeping.MEMBER_SCHEMA),
@@ -92,6 +92,9 @@ class Signatures(WorkStep):
         return [f[0] for f in found], [f[1] for f in found]
 
 
+ENTRY_BYTES = 400  # a kept text beyond its bytes: str header 49, tuple 56, two array headers 2 x 112, dict slot (sys.getsizeof)
+
+
 class _SameText:
     """Shingle sets and band keys of recent texts, by text (exact: dict keys compare the strings), about
     `max_bytes` of them, oldest out first. Versioned code repeats files verbatim from release to release: on
@@ -115,7 +118,7 @@ class _SameText:
 
     @staticmethod
     def _size(text: str, item: tuple) -> int:
-        return len(text) + 100 + item[0].nbytes + item[1].nbytes
+        return len(text) + ENTRY_BYTES + item[0].nbytes + item[1].nbytes
 
 
 def unique_edges(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -178,7 +181,7 @@ class Buckets(WorkStep):
             self.stat_update("big_buckets", value=int(is_big.sum()))
             if is_big.any():
                 big.add(pa.table({"key": key[member_big], "ref": ref[member_big]}, schema=BAND_SCHEMA),
-                        (key[member_big] % np.uint64(self.partitions)).astype(np.int64))  # the band partition
+                        work.hashed(key[member_big], self.partitions))  # the band partition
             small = (sizes > 2) & ~is_big
             for s, n in zip(starts[small], sizes[small]):
                 i, j = np.triu_indices(n, 1)
@@ -219,12 +222,14 @@ class Verify(WorkStep):
                     batch.clear()  # only the edges are needed; the next batch is read while this list is bound
                     kept += self._verify(edges, index, out)
             held: list[pa.Table] = []  # big buckets of several partitions: their members' sets are read together
+            rows = 0
             for q, t in self.parts("big", BAND_SCHEMA).partitions(work.mine(self.partitions, rank, world_size)):
                 held.append(t)
-                if sum(map(len, held)) >= BIG_BUCKET_DOCS or q + world_size >= self.partitions:
+                rows += len(t)
+                if rows >= BIG_BUCKET_DOCS or q + world_size >= self.partitions:
                     with self.track_time():
                         e = self._big_buckets(pa.concat_tables(held), index)
-                        held.clear()
+                        held, rows = [], 0
                         kept += len(e)
                         graph.add_both_ways(out, e, self.partitions)
         self.stat_update("set_row_groups_read", value=index.groups_read)

@@ -53,6 +53,11 @@ def spread(values: np.ndarray, partitions: int) -> np.ndarray:
     return ((h >> np.uint64(29)) % np.uint64(partitions)).astype(np.int64)
 
 
+def hashed(keys: np.ndarray, partitions: int) -> np.ndarray:
+    """The partition of each uint64 value that is a hash already (band keys, content hashes)."""
+    return (keys % np.uint64(partitions)).astype(np.int64)
+
+
 def runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(start, size) of each run of equal values in a sorted array."""
     if not len(sorted_keys):
