@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/langs.py [--folds 10] [--tree DIR] [--files 20000]
 
 Accuracy: Linguist's samples are split into k sample-disjoint folds (a sample is held out with
-all its byte-identical copies); for each fold the classifier is retrained on the others and the
-held-out files are tagged (a) with their file names through the whole cascade, (b) content only,
+all its byte-identical copies); for each fold the classifier is retrained on the others (and, as the
+committed model, on the real package files of `--real`) and the held-out files are tagged (a) with their file names through the whole cascade, (b) content only,
 over all classes. The ambiguous-extension subset is the samples whose extension several Linguist
 languages claim (.h, .m, .pl, .ts, .inc, ...). Agreement is on the Linguist name.
 
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from langs import cascade, classifier  # noqa: E402
 from langs.linguist import extnames, index  # noqa: E402
-from langs.train import DEFAULT_SAMPLES, read_samples  # noqa: E402
+from langs.train import DEFAULT_REAL, DEFAULT_SAMPLES, read_real, read_samples  # noqa: E402
 
 
 def folds_of(samples, k: int) -> list[int]:
@@ -44,16 +44,18 @@ def ambiguous(name: str) -> bool:
     return False
 
 
-def kfold(samples_dir: str, k: int) -> dict:
+def kfold(samples_dir: str, k: int, real: str = "none") -> dict:
+    """Each fold's model learns from the other folds and, as `python -m langs.train` does, from every real file."""
     samples = read_samples(samples_dir)
     fold = folds_of(samples, k)
     feats = [classifier.features(text) for _, _, text in samples]
+    extra = [(lang, classifier.features(text)) for lang, _, text in (read_real(real) if real != "none" else [])]
     hit = Counter()
     total = Counter()
     misses = Counter()
     confusions = Counter()
     for f in range(k):
-        model = classifier.train_features([(lang, x) for (lang, _, _), x, g in zip(samples, feats, fold) if g != f])
+        model = classifier.train_features([(lang, x) for (lang, _, _), x, g in zip(samples, feats, fold) if g != f], extra)
         for (lang, name, text), g in zip(samples, fold):
             if g != f:
                 continue
@@ -148,6 +150,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--samples", default=DEFAULT_SAMPLES)
+    ap.add_argument("--real", default=DEFAULT_REAL, help="the real files the model also learns from ('none': samples only)")
     ap.add_argument("--tree", default=sysconfig.get_paths()["purelib"], help="default: this interpreter's site-packages")
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--pygments-files", type=int, default=2000)
@@ -156,7 +159,7 @@ def main() -> int:
     args = ap.parse_args()
     if not args.skip_accuracy:
         t = time.perf_counter()
-        r = kfold(args.samples, args.folds)
+        r = kfold(args.samples, args.folds, args.real)
         print(f"{args.folds}-fold sample-disjoint agreement with Linguist's labels ({r['samples']} samples, {time.perf_counter() - t:.0f} s):")
         for key, label, goal in (("names", "with file names", 0.97), ("content", "content only", 0.75), ("ambiguous", "ambiguous extensions", 0.94)):
             acc = r["hit"][key] / max(1, r["total"][key])

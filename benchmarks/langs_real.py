@@ -1,6 +1,9 @@
 """The language tagger on real package trees, labelled by GitHub Linguist itself (issue 19).
 
-    .venv/bin/python benchmarks/langs_real.py [--cache /work/cache/langs] [fetch] [label] [score]
+    .venv/bin/python benchmarks/langs_real.py [--set eval|train] [--cache DIR] [fetch] [label] [score]
+
+Two sets of pinned packages, none in both: `eval` (the default, cache /work/cache/langs) is scored;
+`train` (cache /work/cache/langs-train) is what `python -m langs.train` adds to Linguist's samples.
 
 fetch: downloads the pinned packages below (Debian source packages through a private apt
 source list under the cache, PyPI sdists with `pip download --no-binary NAME`, npm tarballs
@@ -10,7 +13,7 @@ its 300 .c files), into CACHE/files/<source>/<package>/<path in the package>.
 label: installs Debian's `ruby-github-linguist` (7.22) if `github-linguist` is missing and
 runs one Ruby process that loads Linguist once and labels every file: `Linguist.detect` on
 a FileBlob with its path relative to the package root (the truth), its vendored / generated /
-documentation flags, and Linguist's own content-only answer (a nameless blob: modeline, shebang,
+documentation flags, and (eval only) Linguist's own content-only answer (a nameless blob: modeline, shebang,
 XML; otherwise its classifier over all languages) -> CACHE/labels.jsonl.
 score: one whole-process `codecurate langs tag --jsonl` call over the package folders with
 names and one `--content-only`, each timed with start-up, next to a bare read of the same files
@@ -35,60 +38,10 @@ from collections import Counter, defaultdict
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO
 
+from benchmarks.langs_packages import SETS, packages  # noqa: E402
+
 MAX_BYTES = 512 * 1024  # larger files are left out of the set
-PACKAGES = {
-    "deb": """
-hello=2.10-3 jq=1.6-2.1+deb12u2 lua5.4=5.4.4-3+deb12u1 fmtlib=9.1.0+ds1-2 tinyxml2=9.0.0+dfsg-3.1
-gnustep-base=1.28.1+really1.28.0-5 libtry-tiny-perl=0.31-2 libjson-xs-perl=4.040-1~deb12u1
-libtext-csv-perl=2.02-2 libmoose-perl=2.2203-1 gprolog=1.4.5.0-3 haskell-split=0.2.3.5-1
-haskell-aeson=2.0.3.0-1 ocaml-re=1.10.4-1 menhir=20220210+ds-2 ocaml-sexplib0=0.15.1-1
-golang-github-spf13-cobra=1.6.1-1 golang-testify=1.8.1-1 golang-github-google-go-cmp=0.5.9-1
-php-psr-log=1.1.4-2 php-twig=3.5.1-1+deb12u3 composer=2.5.5-1+deb12u5 junit4=4.13.2-3 libjsoup-java=1.15.3-1
-tcllib=1.21+dfsg-1 expect=5.45.4-2 r-cran-ggplot2=3.4.1+dfsg-1 lapack=3.11.0-2 minpack=19961126+dfsg1-5
-nasm=2.16.01-1 x264=2:0.164.3095+gitbaee400-3 ghdl=2.0.0+dfsg-6.2 thrift=0.17.0-2 capnproto=0.9.2-2
-jsonnet=0.18.0+ds-3 elixir-lang=1.14.0.dfsg-2 gawk=1:5.2.1-2 glslang=12.0.0-2 wabt=1.0.32-1 scala=2.11.12-5
-groovy=2.4.21-8 vala=0.56.3-1 bison=2:3.8.2+dfsg-1 flex=2.6.4-8.2 m4=1.4.19-3 autoconf=2.71-3 tmux=3.3a-3
-zsh=5.9-4 fish=3.6.0-3.1+deb12u1 nginx=1.22.1-9+deb12u9 cmark=0.30.2-6 gnuplot=5.4.4+dfsg1-2 ocaml=4.13.1-4
-coq=8.16.1+dfsg-1 agda=2.6.2.2-1.1 ecl=21.2.1+ds-4 newlisp=10.7.5-2 verilator=5.006-3 yosys=0.23-6
-protobuf=3.21.12-3+deb12u1 ninja-build=1.11.1-2~deb12u1 redis=5:7.0.15-1~deb12u7
-""",
-    # binary packages that ship source text (Lisp, Emacs Lisp, Vim script, Octave, Rust crates, Ruby, ...),
-    # where the source package is not on the mirror
-    "debbin": """
-elpa-dash=2.19.1+git20220608.1.0ac1ecf+dfsg-1 elpa-magit=3.3.0-2 cl-alexandria=20211025.gita67c3a6-1
-cl-ppcre=20220126.gitb4056c5-1 slib=3b6-3 lua-penlight=1.13.1-3 vim-airline=0.11-2 vim-ale=3.3.0-1
-octave-signal=1.4.3-1 octave-statistics=1.5.3-2 puppet-module-puppetlabs-stdlib=8.5.0-1 gforth-lib=0.7.3+dfsg-9+b3
-postgresql-15-pgtap=1.2.0-3 libtirpc-dev=1.3.3+ds-1 ruby-rack=2.2.22-0+deb12u2 ruby-thor=1.2.1-2
-ruby-sinatra=3.0.5-3+deb12u1 librust-regex-dev=1.7.1-1 librust-serde-dev=1.0.152-2 latexmk=1:4.79-1
-agda-stdlib=1.7.1-1 haxe=1:4.2.5-1 erlang-jiffy=1.1.1-1 yaws=2.1.1+dfsg-2 coffeescript=2.7.0-4
-libclblast-dev=1.5.3-3 iverilog=11.0-1.1+b1 tcl-tclreadline=2.3.8-1
-gap-io=4.8.0+ds-1 cucumber=2.4.0-4 libgee-0.8-dev=0.20.6-1 meson=1.0.1-5 bash-completion=1:2.11-6
-jekyll=4.3.1+dfsg-3+deb12u1 ruby-asciidoctor=2.0.18-2 picolisp=23.2-1 crystal=1.6.0+dfsg-3 xotcl=1.6.8-5 rakudo=2022.12-1
-yacas=1.3.6-2.1
-""",
-    "pypi": """
-requests==2.32.3 flask==3.0.3 click==8.1.7 attrs==23.2.0 PyYAML==6.0.1 msgpack==1.0.8 Jinja2==3.1.4
-docutils==0.21.2 MarkupSafe==2.1.5 cffi==1.16.0 lxml==5.2.2 bottle==0.12.25 tornado==6.4.1
-mkdocs==1.6.0 pybind11==2.12.0 psutil==5.9.8 ujson==5.10.0 Cython==3.0.10 Django==5.0.6
-""",
-    "npm": """
-lodash@4.17.21 express@4.19.2 react@18.3.1 rxjs@7.8.1 zod@3.23.8 bootstrap@5.3.3 less@4.2.0
-handlebars@4.7.8 @openzeppelin/contracts@5.0.2 vue@3.4.27 svelte@4.2.17 stylus@0.63.0 moment@2.30.1
-chalk@5.3.0 axios@1.7.2 jquery@3.7.1 graphql@16.8.1 highlight.js@11.9.0 @types/node@20.12.12
-""",
-}
 DEB_SOURCES = "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main\n"
-
-
-def packages() -> list[tuple[str, str, str]]:
-    """(source, name, version) of every pinned package."""
-    out = []
-    for source, text in PACKAGES.items():
-        sep = {"deb": "=", "debbin": "=", "pypi": "==", "npm": "@"}[source]
-        for spec in text.split():
-            name, version = spec.rsplit(sep, 1)
-            out.append((source, name, version))
-    return out
 
 
 def _run(cmd: list[str], cwd: str | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -195,7 +148,7 @@ def extract(archives: list[str], dest: str, limit: int, strip: bool = True) -> i
     return len(kept)
 
 
-def fetch(cache: str, limit: int) -> None:
+def fetch(cache: str, limit: int, which: str) -> None:
     apt = _apt_options(cache)
     lists = os.path.join(cache, "apt", "lists")
     if not any(f.endswith("_Sources") for f in os.listdir(lists)):
@@ -203,7 +156,7 @@ def fetch(cache: str, limit: int) -> None:
         if r.returncode != 0:
             sys.exit(f"apt-get update failed: {r.stderr.strip()[-300:]}")
     total = 0
-    for source, name, version in packages():
+    for source, name, version in packages(which):
         dest = os.path.join(cache, "files", source, name.replace("/", "+"))
         if os.path.exists(dest + ".done"):
             total += sum(len(fs) for _, _, fs in os.walk(dest))
@@ -237,14 +190,15 @@ STDIN.each_line do |line|
     row[:vendored] = blob.vendored?
     row[:documentation] = blob.documentation?
     row[:generated] = blob.generated?
-    data = blob.data
-    nameless = Linguist::Blob.new("", data)
-    co = Linguist.detect(nameless)
-    if co
-      row[:content_only] = co.name
-    else
-      best = classifier.classify(data[0...Linguist::Classifier::CLASSIFIER_CONSIDER_BYTES], names).first
-      row[:content_only] = best && best[0]
+    if ARGV[0] == "content-only"
+      data = blob.data
+      co = Linguist.detect(Linguist::Blob.new("", data))
+      if co
+        row[:content_only] = co.name
+      else
+        best = classifier.classify(data[0...Linguist::Classifier::CLASSIFIER_CONSIDER_BYTES], names).first
+        row[:content_only] = best && best[0]
+      end
     end
   end
   puts JSON.generate(row)
@@ -267,7 +221,9 @@ def walk(root: str) -> list[str]:
     return out
 
 
-def label(cache: str) -> None:
+def label(cache: str, content_only: bool) -> None:
+    """Linguist's answer for every file (and its content-only answer, for the scored set); `language` is that
+    answer under this tagger's name for it (`renames`), what `python -m langs.train --real` reads."""
     if not shutil.which("github-linguist"):
         r = _run(["apt-get", "install", "-y", "-q", "ruby-github-linguist"], timeout=1200)
         if r.returncode != 0:
@@ -279,10 +235,17 @@ def label(cache: str) -> None:
     t = time.time()
     out = os.path.join(cache, "labels.jsonl")
     with open(out + ".tmp", "w") as f:
-        r = subprocess.run(["ruby", "-Eutf-8", script], input=todo.encode(), stdout=f, stderr=subprocess.PIPE)
+        r = subprocess.run(["ruby", "-Eutf-8", script, "content-only" if content_only else "names"], input=todo.encode(),
+                           stdout=f, stderr=subprocess.PIPE)
     if r.returncode != 0:
         sys.exit("labelling failed: " + r.stderr.decode(errors="replace")[-500:])
-    os.replace(out + ".tmp", out)
+    renamed = renames()
+    with open(out + ".tmp") as f, open(out, "w") as g:
+        for line in f:
+            row = json.loads(line)
+            row["language"] = renamed.get(row["linguist"], row["linguist"])
+            g.write(json.dumps(row) + "\n")
+    os.remove(out + ".tmp")
     print(f"label: {todo.count(chr(10))} files in {time.time() - t:.0f} s -> {out}", file=sys.stderr)
 
 
@@ -386,8 +349,9 @@ def score(cache: str, repeat: int, show: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("steps", nargs="*", metavar="fetch|label|score", help="default: all three, in order")
-    p.add_argument("--cache", default=os.environ.get("LANGS_REAL_CACHE", "/work/cache/langs"))
+    p.add_argument("steps", nargs="*", metavar="fetch|label|score", help="default: all three, in order (train: fetch, label)")
+    p.add_argument("--set", choices=sorted(SETS), default="eval", help="eval: the scored packages; train: the classifier's")
+    p.add_argument("--cache", help="default: /work/cache/langs (eval), /work/cache/langs-train (train); or $LANGS_REAL_CACHE")
     p.add_argument("--per-package", type=int, default=40)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--show", type=int, default=15)
@@ -395,14 +359,17 @@ def main(argv: list[str] | None = None) -> int:
     bad = set(args.steps) - {"fetch", "label", "score"}
     if bad:
         p.error(f"unknown step(s): {', '.join(sorted(bad))}")
-    os.makedirs(args.cache, exist_ok=True)
-    for step in args.steps or ["fetch", "label", "score"]:
+    if args.set == "train" and "score" in args.steps:
+        p.error("score is for --set eval: the training set is scored by the model it trains")
+    cache = args.cache or os.environ.get("LANGS_REAL_CACHE") or {"eval": "/work/cache/langs", "train": "/work/cache/langs-train"}[args.set]
+    os.makedirs(cache, exist_ok=True)
+    for step in args.steps or (["fetch", "label", "score"] if args.set == "eval" else ["fetch", "label"]):
         if step == "fetch":
-            fetch(args.cache, args.per_package)
+            fetch(cache, args.per_package, args.set)
         elif step == "label":
-            label(args.cache)
+            label(cache, content_only=args.set == "eval")
         else:
-            score(args.cache, args.repeat, args.show)
+            score(cache, args.repeat, args.show)
     return 0
 
 

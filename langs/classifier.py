@@ -4,14 +4,14 @@ Each training sample becomes a vector of log-scaled counts of tokens, token bigr
 (each line's first and last token, indentation and the shape of its start and end; the case
 style of words: +3.6 points content-only in k-fold), weighted by inverse class frequency
 (features found in few languages weigh more), L2-normalised; a language's centroid is the
-normalised mean of its samples. A file's score for a language is its cosine similarity with the
-centroid plus `NEAREST_WEIGHT` times that with the language's closest sample (languages with one or
-two samples have weak centroids: the nearest sample at full weight adds ~3 points content-only in
-k-fold, at a quarter ~0.4 more, and at a quarter it favours the languages of few samples less on
-real files). With a file name, only the candidate languages' rows are scored; content only, all (one sparse
+normalised mean of its samples and of real files of it. A file's score for a language is its cosine
+similarity with the centroid plus `NEAREST_WEIGHT` times that with the language's closest sample
+(languages with one or two samples have weak centroids: the nearest sample adds ~3 points content-only
+in k-fold). With a file name, only the candidate languages' rows are scored; content only, all (one sparse
 product over the centroids and samples together, the most common features as dense rows). The model is a
 compact derived file, `data/classifier.npz`, rebuilt by `python -m langs.train` from Linguist's
-samples; each sample keeps only its `SAMPLE_FEATURES` heaviest features to stay small.
+samples and real package files labelled by Linguist (they join the centroids only, see `train_features`);
+each sample keeps only its `SAMPLE_FEATURES` heaviest features and each centroid its `CENTROID_FEATURES`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from langs.linguist import DATA, disk_cached
 
 MODEL_PATH = os.path.join(DATA, "classifier.npz")
 SAMPLE_FEATURES = 256
+CENTROID_FEATURES = 5000  # a centroid's heaviest features; the common languages' centroids, built from hundreds of
+# real files, have 100K+ (real files content-only: 79.75% with all, 79.58% with 5,000, 79.30% with 2,000; 9.2 -> 6.4 MB)
 # Between the few candidates a file name leaves, the first 8 KiB decide as well as 50 (the same answers in
 # 10-fold on Linguist's samples, with names and on ambiguous extensions) at half the cost on real files.
 CANDIDATE_CHARS = 8 * 1024
@@ -38,7 +40,9 @@ CANDIDATE_CHARS = 8 * 1024
 # 76.69) and 64.31% on the real package files (50 KiB 64.51, 8 KiB 64.00), for about half the text of real files.
 CONTENT_CHARS = 12 * 1024
 HEAVY_ROWS = 200  # features in this many centroid and sample rows or more are scored as dense rows
-NEAREST_WEIGHT = 0.25  # chosen by 10-fold on Linguist's samples (1: 76.87%, 0.5: 77.14%, 0.25: 77.25% content only)
+# Chosen by 10-fold on Linguist's samples, the real files in every fold's centroids (content only: 0.25 77.22%, 0.5 77.79%,
+# 0.75 77.82%, 1 77.85%); the flat top's low end, as real files of other packages prefer (0.5 79.75%, 1 77.23%).
+NEAREST_WEIGHT = 0.5
 
 
 class Sparse:
@@ -203,50 +207,72 @@ class Model:
         return {c: i for i, c in enumerate(self.classes)}
 
 
-def train(samples: list[tuple[str, str]], min_samples_per_feature: int = 2) -> Model:
-    """Build a model from (language, text) pairs. Features seen in fewer samples are dropped (keeps it small)."""
-    return train_features([(lang, features(text)) for lang, text in samples], min_samples_per_feature)
+def train(samples: list[tuple[str, str]], real: list[tuple[str, str]] = (), min_samples_per_feature: int = 2) -> Model:
+    """Build a model from (language, text) pairs of Linguist's samples and of labelled real files."""
+    return train_features([(lang, features(text)) for lang, text in samples], [(lang, features(text)) for lang, text in real],
+                          min_samples_per_feature)
 
 
-def train_features(docs: list[tuple[str, Counter]], min_samples_per_feature: int = 2) -> Model:
-    """`train` on (language, `features(text)`) pairs, for callers that train many times (k-fold)."""
-    classes = sorted({lang for lang, _ in docs})
+def train_features(docs: list[tuple[str, Counter]], real: list[tuple[str, Counter]] = (), min_samples_per_feature: int = 2) -> Model:
+    """`train` on (language, `features(text)`) pairs, for callers that train many times (k-fold).
+
+    Real files join their language's centroid (it then reflects what files of that language look like in
+    repositories, and the number of them: +15 points content-only on other packages' files) but are not kept
+    as samples: as nearest samples they drew Linguist's samples of rare languages to common ones. Features
+    seen in fewer than `min_samples_per_feature` files are dropped, as are those no centroid or sample keeps."""
+    everything = [*docs, *real]
+    classes = sorted({lang for lang, _ in everything})
     ci = {c: i for i, c in enumerate(classes)}
     sample_df: Counter = Counter()
     class_sets: dict[str, set[int]] = {}
-    for lang, cnt in docs:
+    for lang, cnt in everything:
         sample_df.update(cnt.keys())
         for t in cnt:
             class_sets.setdefault(t, set()).add(ci[lang])
-    vocab_list = sorted(t for t, n in sample_df.items() if n >= min_samples_per_feature)
-    vocab = {t: i for i, t in enumerate(vocab_list)}
+    seen = sorted(t for t, n in sample_df.items() if n >= min_samples_per_feature)
+    index = {t: i for i, t in enumerate(seen)}
     C = len(classes)
-    icf = np.array([math.log((C + 1) / (len(class_sets[t]) + 1)) + 1.0 for t in vocab_list], dtype=np.float32)
+    icf = np.array([math.log((C + 1) / (len(class_sets[t]) + 1)) + 1.0 for t in seen], dtype=np.float32)
     sums: list[dict[int, float]] = [dict() for _ in classes]
     sample_rows: list[dict[int, float]] = []
     sample_class: list[int] = []
-    for lang, cnt in docs:
-        ids = [vocab[t] for t in cnt if t in vocab]
+    for k, (lang, cnt) in enumerate(everything):
+        ids = [index[t] for t in cnt if t in index]
         if not ids:
             continue
-        w = np.array([(1.0 + math.log(cnt[vocab_list[i]])) * icf[i] for i in ids])
+        w = np.array([(1.0 + math.log(cnt[seen[i]])) * icf[i] for i in ids])
         w /= np.sqrt((w * w).sum())
         acc = sums[ci[lang]]
         for i, x in zip(ids, w):
             acc[i] = acc.get(i, 0.0) + float(x)
-        keep = np.argsort(-w, kind="stable")[:SAMPLE_FEATURES]
-        sample_rows.append({ids[k]: float(w[k]) for k in keep})
-        sample_class.append(ci[lang])
+        if k < len(docs):
+            keep = np.argsort(-w, kind="stable")[:SAMPLE_FEATURES]
+            sample_rows.append({ids[j]: float(w[j]) for j in keep})
+            sample_class.append(ci[lang])
     cents = []
     for acc in sums:
         norm = math.sqrt(sum(x * x for x in acc.values())) or 1.0
-        cents.append({i: x / norm for i, x in acc.items()})
+        heaviest = sorted(acc.items(), key=lambda kv: (-kv[1], kv[0]))[:CENTROID_FEATURES]
+        cents.append({i: x / norm for i, x in heaviest})
+    # a feature no row keeps scores nothing: dropping it changes a text's norm, never the ranking of its classes;
+    # the two tokens of a kept bigram stay (`Vectorizer` finds a bigram by its tokens' ids)
+    used = {i for row in (*cents, *sample_rows) for i in row}
+    for i in list(used):
+        t, j = seen[i], seen[i].find(" ")
+        while j > 0:
+            a, b = index.get(t[:j]), index.get(t[j + 1 :])
+            if a is not None and b is not None:
+                used.update((a, b))
+            j = t.find(" ", j + 1)
+    used = sorted(used)
+    new = {old: j for j, old in enumerate(used)}
+    cents, sample_rows = ([{new[i]: x for i, x in row.items()} for row in rows] for rows in (cents, sample_rows))
     return Model(
         classes,
-        vocab,
-        icf,
-        Sparse.from_rows(len(vocab_list), cents),
-        Sparse.from_rows(len(vocab_list), sample_rows),
+        {seen[i]: j for j, i in enumerate(used)},
+        icf[used],
+        Sparse.from_rows(len(used), cents),
+        Sparse.from_rows(len(used), sample_rows),
         np.asarray(sample_class, dtype=np.int64),
     )
 

@@ -44,7 +44,10 @@ def test_ruby_regexps_are_translated():
     assert len(disambiguations()) > 150  # every pattern of heuristics.yml compiles
 
 
-def test_retrain_script_builds_a_working_model(tmp_path):
+def test_retrain_script_builds_a_working_model(tmp_path, capsys):
+    """From Linguist's samples and labelled real files (`--real`, rows as `benchmarks/langs_real.py label` writes)."""
+    import json
+
     from langs import classifier, train
 
     samples = {
@@ -56,13 +59,27 @@ def test_retrain_script_builds_a_working_model(tmp_path):
         (tmp_path / "s" / lang).mkdir(parents=True)
         for fn, text in files.items():
             (tmp_path / "s" / lang / fn).write_text(text)
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "main.go").write_text("package main\n\nfunc main() {\n\tfmt.Println(x)\n}\n")
+    (pkg / "util.go").write_text("package util\n\nfunc Add(a, b int) int {\n\treturn a + b\n}\n")
+    (pkg / "data.bin").write_bytes(b"\0\1")
+    rows = [{"root": str(pkg), "path": p, "linguist": lang, "language": lang}
+            for p, lang in (("main.go", "Go"), ("util.go", "Go"), ("data.bin", None))]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "m.npz"
-    assert train.main([str(tmp_path / "s"), "--output", str(out)]) == 0
+    assert train.main([str(tmp_path / "s"), "--real", str(tmp_path / "labels.jsonl"), "--output", str(out)]) == 0
+    assert "6 samples + 2 real files, 4 languages" in capsys.readouterr().out
     model = classifier.load(str(out))
-    assert model.classes == ["C", "Python", "Ruby"]
+    assert model.classes == ["C", "Go", "Python", "Ruby"]
     assert model.classify("def h(y):\n    return y\n")[0][0] == "Python"
+    assert model.classify("package x\n\nfunc Sub(a, b int) int {\n\treturn a - b\n}\n")[0][0] == "Go"
     assert model.classify("int h(int y) { return y; }", ["C", "Ruby"])[0][0] == "C"
+    assert train.main([str(tmp_path / "s"), "--real", "none", "--output", str(out)]) == 0
+    assert classifier.load(str(out)).classes == ["C", "Python", "Ruby"]
     assert train.main([str(tmp_path / "missing")]) == 2
+    assert train.main([str(tmp_path / "s"), "--real", str(tmp_path / "nope.jsonl")]) == 2
+    assert "no labelled real files at " + str(tmp_path / "nope.jsonl") + " (--real)" in capsys.readouterr().err
 
 
 def test_path_prefilter_matches_exactly_what_the_regexps_match():
