@@ -254,17 +254,7 @@ def train_features(docs: list[tuple[str, Counter]], real: list[tuple[str, Counte
         norm = math.sqrt(sum(x * x for x in acc.values())) or 1.0
         heaviest = sorted(acc.items(), key=lambda kv: (-kv[1], kv[0]))[:CENTROID_FEATURES]
         cents.append({i: x / norm for i, x in heaviest})
-    # a feature no row keeps scores nothing: dropping it changes a text's norm, never the ranking of its classes;
-    # the two tokens of a kept bigram stay (`Vectorizer` finds a bigram by its tokens' ids)
-    used = {i for row in (*cents, *sample_rows) for i in row}
-    for i in list(used):
-        t, j = seen[i], seen[i].find(" ")
-        while j > 0:
-            a, b = index.get(t[:j]), index.get(t[j + 1 :])
-            if a is not None and b is not None:
-                used.update((a, b))
-            j = t.find(" ", j + 1)
-    used = sorted(used)
+    used = _kept_features(seen, index, [*cents, *sample_rows])
     new = {old: j for j, old in enumerate(used)}
     cents, sample_rows = ([{new[i]: x for i, x in row.items()} for row in rows] for rows in (cents, sample_rows))
     return Model(
@@ -275,6 +265,20 @@ def train_features(docs: list[tuple[str, Counter]], real: list[tuple[str, Counte
         Sparse.from_rows(len(used), sample_rows),
         np.asarray(sample_class, dtype=np.int64),
     )
+
+
+def _kept_features(seen: list[str], index: dict[str, int], rows: list[dict[int, float]]) -> list[int]:
+    """The features some row keeps, sorted. One no row keeps scores nothing: dropping it changes a text's norm, never
+    the ranking of its classes. The two tokens of a kept bigram stay (`Vectorizer` finds a bigram by their ids)."""
+    used = {i for row in rows for i in row}
+    for i in list(used):
+        t, j = seen[i], seen[i].find(" ")
+        while j > 0:
+            a, b = index.get(t[:j]), index.get(t[j + 1 :])
+            if a is not None and b is not None:
+                used.update((a, b))
+            j = t.find(" ", j + 1)
+    return sorted(used)
 
 
 def save(model: Model, path: str = MODEL_PATH) -> None:
