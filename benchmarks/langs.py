@@ -4,8 +4,8 @@
 
 Accuracy: Linguist's samples are split into k sample-disjoint folds (a sample is held out with
 all its byte-identical copies); for each fold the classifier is retrained on the others (and, as the
-committed model, on the real package files of `--real`) and the held-out files are tagged (a) with their file names through the whole cascade, (b) content only,
-over all classes. The ambiguous-extension subset is the samples whose extension several Linguist
+committed model, on the real package files of `--real`) and the held-out files are tagged (a) with
+their file names through the whole cascade, (b) content only, over all classes. The ambiguous-extension subset is the samples whose extension several Linguist
 languages claim (.h, .m, .pl, .ts, .inc, ...). Agreement is on the Linguist name.
 
 Speed, on one core, same files, one process: a bare read of each file (the limit),

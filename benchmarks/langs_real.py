@@ -39,6 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO
 
 from benchmarks.langs_packages import SETS, packages  # noqa: E402
+from langs.train import DEFAULT_REAL  # noqa: E402
 
 MAX_BYTES = 512 * 1024  # larger files are left out of the set
 DEB_SOURCES = "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main\n"
@@ -351,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("steps", nargs="*", metavar="fetch|label|score", help="default: all three, in order (train: fetch, label)")
     p.add_argument("--set", choices=sorted(SETS), default="eval", help="eval: the scored packages; train: the classifier's")
-    p.add_argument("--cache", help="default: /work/cache/langs (eval), /work/cache/langs-train (train); or $LANGS_REAL_CACHE")
+    p.add_argument("--cache", help="default: /work/cache/langs (eval), where `langs.train` reads (train); or $LANGS_REAL_CACHE")
     p.add_argument("--per-package", type=int, default=40)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--show", type=int, default=15)
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown step(s): {', '.join(sorted(bad))}")
     if args.set == "train" and "score" in args.steps:
         p.error("score is for --set eval: the training set is scored by the model it trains")
-    cache = args.cache or os.environ.get("LANGS_REAL_CACHE") or {"eval": "/work/cache/langs", "train": "/work/cache/langs-train"}[args.set]
+    cache = args.cache or os.environ.get("LANGS_REAL_CACHE") or {"eval": "/work/cache/langs", "train": os.path.dirname(DEFAULT_REAL)}[args.set]
     os.makedirs(cache, exist_ok=True)
     for step in args.steps or (["fetch", "label", "score"] if args.set == "eval" else ["fetch", "label"]):
         if step == "fetch":
